@@ -1,0 +1,32 @@
+"""CartPole construction and the seed's reward scheme, as pure functions where possible."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from per_exp.config import EnvConfig
+
+
+def make_env(cfg: EnvConfig) -> gym.Env:
+    # CartPole-v0 and -v1 share dynamics and differ only in the time limit;
+    # building v1 with an explicit limit avoids v0's deprecation warning.
+    env_id = "CartPole-v1" if cfg.id in ("CartPole-v0", "CartPole-v1") else cfg.id
+    return gym.make(env_id, max_episode_steps=cfg.max_steps)
+
+
+def shaped_reward(scheme: str, env_reward: float, done: bool, length: int, success_length: int) -> float:
+    """Seed: -1 when the episode ends before `success_length` steps, +1 when it ends at or after, else 0."""
+    if scheme == "env":
+        return float(env_reward)
+    if not done:
+        return 0.0
+    return 1.0 if length >= success_length else -1.0
+
+
+def stored_terminal(terminated: bool, truncated: bool, truncation_as_terminal: bool) -> bool:
+    """Whether the transition is stored without bootstrap.
+
+    A time-limit end is not a real terminal state: bootstrapping from it is
+    correct. The seed stores it as terminal; that quirk is a switch.
+    """
+    return bool(terminated or (truncated and truncation_as_terminal))

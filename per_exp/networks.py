@@ -1,0 +1,33 @@
+"""Q-networks: an MLP body with a dueling or a plain head (the seed's 4-32-32-32)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from per_exp.config import NetworkConfig
+
+
+class QNetwork(nn.Module):
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 32, layers: int = 3, dueling: bool = True):
+        super().__init__()
+        dims = [obs_dim] + [hidden] * layers
+        body: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            body += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*body)
+        self.dueling = dueling
+        self.adv = nn.Linear(hidden, n_actions)
+        self.value = nn.Linear(hidden, 1) if dueling else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        a = self.adv(h)
+        if not self.dueling:
+            return a
+        # Subtracting the mean advantage makes V and A identifiable (Wang et al. 2016).
+        return self.value(h) + a - a.mean(dim=1, keepdim=True)
+
+
+def build_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> QNetwork:
+    return QNetwork(obs_dim, n_actions, cfg.hidden, cfg.layers, dueling=cfg.name == "dueling")
