@@ -1,0 +1,161 @@
+"""Real MLflow stores for the analysis tests (no mocks).
+
+``build_store`` writes runs with the real ``MlflowClient`` into a sqlite store
+in a temp folder, following the trainer's conventions (issue 5 / DESIGN.md):
+a sweep parent run (tag ``per_exp.role=sweep``), job children with
+``mlflow.parentRunId`` and ``per_exp.sweep_id``, flattened string params,
+per-episode metrics at ``step=episode`` logged with ``log_batch``, summary
+metrics at step 0, an ``episodes.csv`` artifact, and optionally one FAILED
+run. ``run_real_sweep`` runs the real trainer in a subprocess instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+EXPERIMENT = "per-cartpole-test"
+PER_EPISODE = ["episode/steps", "episode/return", "episode/epsilon", "train/loss", "train/td_abs_mean", "train/beta", "perf/sps"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _client(uri):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def new_store(tmp: Path, experiment: str = EXPERIMENT):
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = _client(uri)
+    eid = client.create_experiment(experiment, artifact_location=(tmp / "mlruns").as_uri())
+    return uri, client, eid
+
+
+def synthetic_lengths(rng, speed: float, max_episodes: int, consecutive: int = 10, success: int = 196):
+    """A noisy rising curve of episode lengths; stops when the solve rule fires."""
+    lengths = []
+    streak = 0
+    for ep in range(max_episodes):
+        level = 206 / (1 + np.exp(-(ep - speed) / (speed / 5 + 1)))
+        n = int(np.clip(level + rng.normal(0, 4), 8, 200))
+        lengths.append(n)
+        streak = streak + 1 if n >= success else 0
+        if streak >= consecutive:
+            return lengths, ep
+    return lengths, None
+
+
+def log_job(client, eid, params: dict, lengths, solved_ep, parent_id=None, status="FINISHED",
+            csv=True, metrics=True, tmp: Path | None = None):
+    from mlflow.entities import Metric, Param, RunTag
+
+    name = f"{params['sampler.name']}-{params['network.name']}-s{params['seed']}"
+    tags = {"per_exp.role": "job", "git.commit": "0" * 40, "git.dirty": "false",
+            "hydra.overrides": json.dumps([f"seed={params['seed']}"])}
+    h = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    tags["config_hash"] = h
+    if parent_id:
+        tags["mlflow.parentRunId"] = parent_id
+        tags["per_exp.sweep_id"] = parent_id
+    run = client.create_run(eid, run_name=name, tags=tags)
+    rid = run.info.run_id
+    ts = int(time.time() * 1000)
+    plist = [Param(k, str(v)) for k, v in params.items()]
+    for i in range(0, len(plist), 100):
+        client.log_batch(rid, params=plist[i : i + 100])
+    n = len(lengths)
+    table = pd.DataFrame({"episode": np.arange(n)})
+    table["episode/steps"] = lengths
+    table["episode/return"] = [1.0 if x >= 196 else -1.0 for x in lengths]
+    table["episode/epsilon"] = 0.5 / (np.arange(n) + 1)
+    table["train/loss"] = np.linspace(1, 0.1, n)
+    table["train/td_abs_mean"] = np.linspace(2, 0.2, n)
+    table["train/beta"] = np.linspace(0.4, 1.0, n)
+    table["perf/sps"] = 1000.0 + np.arange(n)
+    if metrics:
+        ms = [Metric(k, float(table.at[i, k]), ts, int(i)) for i in range(n) for k in PER_EPISODE]
+        for i in range(0, len(ms), 1000):
+            client.log_batch(rid, metrics=ms[i : i + 1000])
+    total = int(np.sum(lengths))
+    summary = {"solved": 1.0 if solved_ep is not None else 0.0, "episodes": float(n),
+               "total_env_steps": float(total), "wall_seconds": total / 1000.0, "sps": 1000.0}
+    if solved_ep is not None:
+        summary["solved_episode"] = float(solved_ep)
+    if status == "FINISHED" or metrics:
+        client.log_batch(rid, metrics=[Metric(k, v, ts, 0) for k, v in summary.items()])
+    if csv:
+        d = (tmp or Path(".")) / f"csv-{rid}"
+        d.mkdir(parents=True, exist_ok=True)
+        table.to_csv(d / "episodes.csv", index=False)
+        client.log_artifact(rid, str(d / "episodes.csv"))
+    client.set_terminated(rid, status=status)
+    return rid, table
+
+
+BASE_PARAMS = {
+    "sampler.name": "uniform", "sampler.alpha": "0.0", "sampler.refresh": "sampled",
+    "network.name": "dueling", "env.name": "cartpole_v0", "env.max_steps": "200",
+    "max_episodes": "120", "batch_size": "32", "warmup_episodes": "0",
+    "target_sync.every": "2", "target_sync.unit": "episodes", "lr": "0.0001",
+    "log_every_episodes": "10",
+}
+
+
+def build_store(tmp: Path, samplers=("uniform", "sumtree"), warmups=("0",), seeds=range(4),
+                failed=True, max_episodes=120, experiment=EXPERIMENT, unsolved_seed=None):
+    """A sweep store. ``unsolved_seed``: that seed of the first sampler never solves."""
+    uri, client, eid = new_store(tmp, experiment)
+    parent = client.create_run(eid, run_name="sweep-test", tags={"per_exp.role": "sweep"})
+    pid = parent.info.run_id
+    rng = np.random.default_rng(0)
+    jobs = {}
+    speeds = {"uniform": 50, "linear_scan": 60, "sumtree": 35, "rank": 40}
+    for s in samplers:
+        for w in warmups:
+            for seed in seeds:
+                params = dict(BASE_PARAMS, **{"sampler.name": s, "sampler.alpha": "0.0" if s == "uniform" else "0.6",
+                                              "warmup_episodes": w, "seed": str(seed), "max_episodes": str(max_episodes)})
+                speed = speeds.get(s, 45) + 10 * (int(w) > 0)
+                if unsolved_seed is not None and s == samplers[0] and seed == unsolved_seed:
+                    speed = 10 * max_episodes
+                lengths, solved_ep = synthetic_lengths(rng, speed, max_episodes)
+                rid, table = log_job(client, eid, params, lengths, solved_ep, parent_id=pid, tmp=tmp)
+                jobs[rid] = {"params": params, "table": table, "solved_ep": solved_ep}
+    failed_id = None
+    if failed:
+        params = dict(BASE_PARAMS, **{"sampler.name": samplers[0], "seed": "99", "max_episodes": str(max_episodes)})
+        lengths, _ = synthetic_lengths(rng, 50, 7)
+        failed_id, _ = log_job(client, eid, params, lengths[:7], None, parent_id=pid, status="FAILED", tmp=tmp)
+    client.set_terminated(pid)
+    return {"uri": uri, "experiment": experiment, "experiment_id": eid, "parent": pid, "jobs": jobs,
+            "failed": failed_id, "tmp": tmp}
+
+
+def run_report(args, cwd, timeout=300):
+    """``python -m analysis.report ARGS`` in a subprocess."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "analysis.report", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def trainer_available() -> bool:
+    return (REPO / "per_exp" / "train.py").exists()
+
+
+def run_real_sweep(tmp: Path, overrides, timeout=600):
+    """The real trainer: a tiny Hydra multirun into a sqlite store under tmp."""
+    cmd = [sys.executable, "-m", "per_exp.train", "-m", *overrides,
+           f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+           f"hydra.sweep.dir={tmp / 'multirun'}", f"hydra.run.dir={tmp / 'out'}"]
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
