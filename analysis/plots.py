@@ -200,6 +200,7 @@ def improvement_figure(matrix: pd.DataFrame, order: Sequence[str], what: str = "
     sns.heatmap(m, ax=ax, vmin=0, vmax=1, center=0.5, cmap="vlag_r", annot=True, fmt=".2f", square=True,
                 cbar_kws={"label": "P(X better than Y)", "shrink": 0.8}, annot_kws={"fontsize": 7},
                 linewidths=0.5, linecolor="white")
+    ax.grid(False)
     ax.set_xlabel("Y (compared against)")
     ax.set_ylabel("X")
     ax.set_title(f"Probability of improvement: P(X {what} than Y)")

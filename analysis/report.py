@@ -100,8 +100,9 @@ def analyse(loaded: Loaded, reps: int = REPS, seed: int = 0, grid_episodes: Opti
         if len(order) > 1
         else pd.DataFrame(columns=["x", "y", "p", "lo", "hi"])
     )
-    cap = float(scores["cap"].max())
-    taus = np.arange(0, cap + 1)
+    # solved_episode <= cap - 1 < cap (the unsolved score), so a never-solved run never counts as solved
+    cap = int(scores["cap"].max())
+    taus = np.arange(0, cap)
     profile = performance_profile(by_group(scores, ets.column, order), taus, higher_is_better=False,
                                   reps=min(reps, 1000), seed=seed)
     smooth = rolling(curves, ROLLING_WINDOW)

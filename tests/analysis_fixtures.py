@@ -159,3 +159,28 @@ def run_real_sweep(tmp: Path, overrides, timeout=600):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- pytest fixtures
+# Import these names into a test module to use them (tests/conftest.py is not ours).
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory):
+    """Two axes (sampler x warm-up), 4 seeds, one never-solving seed, one FAILED run."""
+    tmp = tmp_path_factory.mktemp("analysis_synth")
+    return build_store(tmp, samplers=("uniform", "sumtree"), warmups=("0", "30"), seeds=range(4),
+                       unsolved_seed=1, max_episodes=120)
+
+
+@pytest.fixture(scope="session")
+def real_sweep_store(tmp_path_factory):
+    """A tiny real sweep by the trainer: sampler=uniform,sumtree x seed=0,1, 4 episodes."""
+    if not trainer_available():
+        pytest.skip("per_exp/train.py is not there yet")
+    tmp = tmp_path_factory.mktemp("analysis_real")
+    proc = run_real_sweep(tmp, ["sampler=uniform,sumtree", "seed=0,1", "max_episodes=4"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": "per-cartpole", "tmp": tmp}
