@@ -102,6 +102,8 @@ def test_scan_returns_the_successor_slot_only_with_the_seed_switch():
     for off_by_one, expected in ((False, 2), (True, 3)):
         cfg = compose(SEED + [f"sampler.scan_off_by_one={str(off_by_one).lower()}", "sampler.eps=0"]).sampler
         s = make_sampler(cfg, capacity=4, seed=0)
+        for slot in range(4):
+            s.add(slot)
         s.update(np.arange(4), np.array([0.0, 0.0, 1.0, 0.0]))
         idx = s.sample(64, 4, beta=1.0).indices
         assert set(idx.tolist()) == {expected}
