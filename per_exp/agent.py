@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from per_exp.config import NetworkConfig
-from per_exp.networks import build_network
+from per_exp.networks import build_network, flatten_parameters
 from per_exp.replay import Batch
+
+BACKENDS = ("fused", "torch")
 
 
 def double_dqn_targets(
@@ -42,6 +44,14 @@ def weighted_huber(q_sa: torch.Tensor, targets: torch.Tensor, weights: torch.Ten
 
 
 class DDQNAgent:
+    """Online and target Q-networks, Adam, epsilon-greedy acting.
+
+    ``backend="torch"`` runs the update as eager autograd (the reference);
+    ``backend="fused"`` runs the same math as one numba call (`per_exp.fused`)
+    on flat parameter vectors that the torch modules and Adam's state view,
+    so state_dict/load_state_dict and the TD refresh stay plain torch.
+    """
+
     def __init__(
         self,
         net_cfg: NetworkConfig,
@@ -51,7 +61,11 @@ class DDQNAgent:
         gamma: float,
         copy_at_start: bool,
         rng: np.random.Generator,
+        backend: str = "torch",
     ):
+        if backend not in BACKENDS:
+            raise ValueError(f"invalid config: update_backend={backend!r}; allowed: one of {', '.join(BACKENDS)}")
+        self.backend = backend
         self.n_actions = n_actions
         self.gamma = gamma
         self.rng = rng
@@ -63,10 +77,82 @@ class DDQNAgent:
         for p in self.target.parameters():
             p.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=lr)
+        if backend == "fused":
+            self._init_fused(net_cfg, obs_dim)
+
+    # -- fused backend ----------------------------------------------------
+    def _init_fused(self, net_cfg: NetworkConfig, obs_dim: int) -> None:
+        from per_exp import fused  # numba import and JIT only when asked for
+
+        self._fused = fused
+        self._layout = (obs_dim, net_cfg.hidden, net_cfg.layers, self.n_actions, net_cfg.name == "dueling")
+        self._theta = flatten_parameters(self.online)
+        self._theta_t = flatten_parameters(self.target)
+        self._theta_np = self._theta.numpy()
+        self._theta_t_np = self._theta_t.numpy()
+        group = self.optimizer.param_groups[0]
+        beta1, beta2 = group["betas"]
+        if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
+            raise ValueError("fused backend implements plain Adam only (no weight decay, amsgrad, maximize)")
+        self._adam = (float(group["lr"]), float(beta1), float(beta2), float(group["eps"]))
+        self._exp_avg = torch.zeros_like(self._theta)
+        self._exp_avg_sq = torch.zeros_like(self._theta)
+        self._step = torch.zeros((), dtype=torch.float32)
+        self._bind_adam_state()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile (or load from numba's cache) both kernels now, on scratch copies, not mid-episode."""
+        f, d = self._fused, self._layout[0]
+        x = np.zeros((1, d), dtype=np.float32)
+        one = np.ones(1, dtype=np.float32)
+        f.greedy_action(self._theta_np, x[0], *self._layout)
+        f.ddqn_adam_step(
+            self._theta_np.copy(), self._theta_t_np.copy(), self._exp_avg_np.copy(), self._exp_avg_sq_np.copy(),
+            np.zeros(1, dtype=np.float32), 1e-3, 0.9, 0.999, 1e-8, 0.99, *self._layout,
+            x, np.zeros(1, dtype=np.int64), one, x, one, one, np.empty(1, dtype=np.float32),
+        )
+
+    def _bind_adam_state(self) -> None:
+        """Point torch's Adam state at the flat moment vectors, copying in any state it already holds.
+
+        One shared 0-d `step` tensor serves every parameter (torch keeps one
+        per parameter, all equal under plain Adam).
+        """
+        off = 0
+        for p in self.online.parameters():
+            n = p.numel()
+            old = self.optimizer.state.get(p)
+            if old:
+                self._exp_avg[off : off + n] = old["exp_avg"].reshape(-1)
+                self._exp_avg_sq[off : off + n] = old["exp_avg_sq"].reshape(-1)
+                self._step.fill_(float(old["step"]))
+            self.optimizer.state[p] = {
+                "step": self._step,
+                "exp_avg": self._exp_avg[off : off + n].view_as(p),
+                "exp_avg_sq": self._exp_avg_sq[off : off + n].view_as(p),
+            }
+            off += n
+        self._exp_avg_np = self._exp_avg.numpy()
+        self._exp_avg_sq_np = self._exp_avg_sq.numpy()
+        self._step_np = self._step.view(1).numpy()
+
+    def _update_fused(self, b: Batch, weights: np.ndarray) -> tuple[float, np.ndarray]:
+        lr, beta1, beta2, eps = self._adam
+        td = np.empty(len(b.actions), dtype=np.float32)
+        loss = self._fused.ddqn_adam_step(
+            self._theta_np, self._theta_t_np, self._exp_avg_np, self._exp_avg_sq_np, self._step_np,
+            lr, beta1, beta2, eps, self.gamma, *self._layout,
+            b.states, b.actions, b.rewards, b.next_states, b.dones,
+            np.asarray(weights, dtype=np.float32), td,
+        )
+        return float(loss), td
 
     def act(self, state: np.ndarray, epsilon: float) -> int:
         # Same comparison as the seed: greedy when epsilon < u.
         if epsilon < self.rng.random():
+            if self.backend == "fused":
+                return int(self._fused.greedy_action(self._theta_np, np.asarray(state, dtype=np.float32), *self._layout))
             with torch.no_grad():
                 q = self.online(torch.from_numpy(np.asarray(state, dtype=np.float32)).unsqueeze(0))
             return int(q.argmax(dim=1).item())
@@ -90,6 +176,8 @@ class DDQNAgent:
 
     def update(self, b: Batch, weights: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step; returns the loss and the batch's TD errors (y - Q)."""
+        if self.backend == "fused":
+            return self._update_fused(b, weights)
         q_sa, y = self._targets(b)
         loss = weighted_huber(q_sa, y, torch.from_numpy(np.asarray(weights, dtype=np.float32)))
         self.optimizer.zero_grad(set_to_none=True)
@@ -118,4 +206,6 @@ class DDQNAgent:
         self.online.load_state_dict(s["online"])
         self.target.load_state_dict(s["target"])
         self.optimizer.load_state_dict(s["optimizer"])
+        if self.backend == "fused":  # loading replaced Adam's state tensors: copy them into the flat vectors
+            self._bind_adam_state()
         self.rng.bit_generator.state = s["rng"]

@@ -120,6 +120,7 @@ class Config:
     learning_starts: int = 32  # env steps stored before the first update (seed: batch size)
     train_every: int = 1  # env steps per gradient update
     torch_threads: int = 1  # per job: 2 threads on 2 cores ran 5.6x slower
+    update_backend: str = "fused"  # fused: one numba call per update (same math, ~5x faster) | torch: eager autograd reference
     log_every_episodes: int = 10  # console progress line interval
     fail_at_episode: int = -1  # test hook: raise at this episode to exercise failure handling
 
@@ -149,6 +150,7 @@ def validate(cfg: Config) -> None:
     _one_of("epsilon.schedule", cfg.epsilon.schedule, EPSILON_SCHEDULES)
     _one_of("target_sync.unit", cfg.target_sync.unit, SYNC_UNITS)
     _one_of("env.reward", cfg.env.reward, REWARD_SCHEMES)
+    _one_of("update_backend", cfg.update_backend, ("fused", "torch"))
     if not cfg.env.id.startswith("CartPole"):
         raise ConfigError("env.id", cfg.env.id, "a gymnasium CartPole id (CartPole-v0 or CartPole-v1)")
     checks = [

@@ -76,7 +76,7 @@ class Trainer:
         n_actions = int(self.env.action_space.n)
         self.agent = DDQNAgent(
             cfg.network, obs_dim, n_actions, cfg.lr, cfg.gamma, cfg.target_sync.copy_at_start,
-            np.random.default_rng(agent_ss),
+            np.random.default_rng(agent_ss), backend=cfg.update_backend,
         )
         self.buffer = ReplayBuffer(cfg.capacity, obs_dim)
         self.sampler = make_sampler(cfg.sampler, cfg.capacity, int(sampler_ss.generate_state(1)[0]))

@@ -31,3 +31,22 @@ class QNetwork(nn.Module):
 
 def build_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> QNetwork:
     return QNetwork(obs_dim, n_actions, cfg.hidden, cfg.layers, dueling=cfg.name == "dueling")
+
+
+def flatten_parameters(net: nn.Module) -> torch.Tensor:
+    """Move every parameter into one contiguous float32 vector and make the parameters views of it.
+
+    The order is ``net.parameters()``, which `per_exp.fused` relies on. The
+    module, its state_dict and in-place `load_state_dict` keep working;
+    the returned vector (and its `.numpy()` view) sees every change.
+    """
+    params = list(net.parameters())
+    flat = torch.empty(sum(p.numel() for p in params), dtype=torch.float32)
+    off = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            flat[off : off + n].copy_(p.detach().reshape(-1))
+            p.data = flat[off : off + n].view_as(p)
+            off += n
+    return flat
