@@ -140,11 +140,25 @@ def build_store(tmp: Path, samplers=("uniform", "sumtree"), warmups=("0",), seed
             "failed": failed_id, "tmp": tmp}
 
 
+def _report_cmd(args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    return dict(args=[sys.executable, "-m", "analysis.report", *args], cwd=cwd, env=env, text=True)
+
+
 def run_report(args, cwd, timeout=300):
     """``python -m analysis.report ARGS`` in a subprocess."""
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "analysis.report", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(**_report_cmd(args, cwd), capture_output=True, timeout=timeout)
+
+
+def run_reports(arg_lists, cwd, timeout=300):
+    """Several ``python -m analysis.report`` at once; returns [(returncode, stdout, stderr)]."""
+    procs = [subprocess.Popen(**_report_cmd(a, cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for a in arg_lists]
+    out = []
+    for p in procs:
+        so, se = p.communicate(timeout=timeout)
+        out.append((p.returncode, so, se))
+    return out
 
 
 def trainer_available() -> bool:
@@ -167,12 +181,20 @@ def run_real_sweep(tmp: Path, overrides, timeout=600):
 import pytest  # noqa: E402
 
 
+# Each test module that imports a fixture gets its own copy of the definition, so
+# "session" scope alone would build a store once per module: this cache (one per
+# process, since the module is imported once) makes it once per session.
+_STORES: dict = {}
+
+
 @pytest.fixture(scope="session")
 def synthetic_store(tmp_path_factory):
     """Two axes (sampler x warm-up), 4 seeds, one never-solving seed, one FAILED run."""
-    tmp = tmp_path_factory.mktemp("analysis_synth")
-    return build_store(tmp, samplers=("uniform", "sumtree"), warmups=("0", "30"), seeds=range(4),
-                       unsolved_seed=1, max_episodes=120)
+    if "synthetic" not in _STORES:
+        tmp = tmp_path_factory.mktemp("analysis_synth")
+        _STORES["synthetic"] = build_store(tmp, samplers=("uniform", "sumtree"), warmups=("0", "30"),
+                                           seeds=range(4), unsolved_seed=1, max_episodes=120)
+    return _STORES["synthetic"]
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +202,9 @@ def real_sweep_store(tmp_path_factory):
     """A tiny real sweep by the trainer: sampler=uniform,sumtree x seed=0,1, 4 episodes."""
     if not trainer_available():
         pytest.skip("per_exp/train.py is not there yet")
-    tmp = tmp_path_factory.mktemp("analysis_real")
-    proc = run_real_sweep(tmp, ["sampler=uniform,sumtree", "seed=0,1", "max_episodes=4"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": "per-cartpole", "tmp": tmp}
+    if "real" not in _STORES:
+        tmp = tmp_path_factory.mktemp("analysis_real")
+        proc = run_real_sweep(tmp, ["sampler=uniform,sumtree", "seed=0,1", "max_episodes=4"])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        _STORES["real"] = {"uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": "per-cartpole", "tmp": tmp}
+    return _STORES["real"]

@@ -1,0 +1,137 @@
+"""The report: figures, report.md/html, MLflow logging, and bad input via the real CLI."""
+
+import re
+
+import numpy as np
+import pytest
+
+from analysis.report import build_report, main
+from analysis_fixtures import (  # noqa: F401  (pytest fixtures)
+    BASE_PARAMS,
+    log_job,
+    new_store,
+    real_sweep_store,
+    run_report,
+    run_reports,
+    synthetic_lengths,
+    synthetic_store,
+)
+
+#: figure -> axis labels that must be in its SVG text
+EXPECTED_LABELS = {
+    "learning_curves": ["Episode", "Episode length (steps, rolling mean of 10)"],
+    "episodes_to_solve": ["Episodes to solve (never solved = cap; lower is better)", "Group"],
+    "aggregates": ["Episodes to solve", "Area under the learning curve", "Group"],
+    "ablation_grid": ["sampler", "warmup_episodes=0", "warmup_episodes=30", "Episodes to solve"],
+    "probability_of_improvement": ["Y (compared against)", "P(X better than Y)"],
+    "performance_profile": ["(episodes)", "Fraction of runs solved within"],
+    "compute": ["Wall time per run (s)", "Env steps per second"],
+}
+
+
+def _svg_text(path):
+    return " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", path.read_text(encoding="utf-8")))
+
+
+def _check_figures(out, names):
+    for name in names:
+        png, svg = out / "figures" / f"{name}.png", out / "figures" / f"{name}.svg"
+        assert png.stat().st_size > 5000, png
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert svg.stat().st_size > 5000, svg
+        text = _svg_text(svg)
+        for label in EXPECTED_LABELS[name]:
+            assert label in text, (name, label)
+
+
+def test_report_on_synthetic_store(synthetic_store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    s = synthetic_store
+    out = tmp_path / "report"
+    r = build_report(s["experiment"], out, tracking_uri=s["uri"], reps=300, progress=False)
+    assert sorted(r["written"]) == sorted(EXPECTED_LABELS)  # two axes vary: the ablation grid is there
+    _check_figures(out, EXPECTED_LABELS)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    groups = [f"sampler={a}, warmup_episodes={w}" for a in ("uniform", "sumtree") for w in ("0", "30")]
+    for g in groups:
+        assert g in md
+    assert "**16 runs** used out of 17 job runs found; **4 groups**" in md
+    assert s["failed"] in md and "status FAILED" in md  # listed as left out, with the reason
+    for fig in EXPECTED_LABELS:
+        assert f"](figures/{fig}.png)" in md
+    assert "`sampler.name`: sumtree, uniform" in md and "`warmup_episodes`: 0, 30" in md
+    # the never-solving seed shows in the fraction solved
+    assert "3/4 (75%)" in md and "4/4 (100%)" in md
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<table>" in html and '<img alt="' in html and all(g in html for g in groups)
+    # logged to the sweep's parent run, visible in the UI
+    assert r["logged_to"] == s["parent"]
+    arts = {a.path for a in MlflowClient(tracking_uri=s["uri"]).list_artifacts(s["parent"], "report")}
+    assert {"report/report.md", "report/report.html", "report/figures"} <= arts
+
+
+def test_report_cli_on_real_sweep(real_sweep_store):
+    from mlflow.tracking import MlflowClient
+
+    s = real_sweep_store
+    client = MlflowClient(tracking_uri=s["uri"])
+    exp = client.get_experiment_by_name(s["experiment"])
+    parent = client.search_runs([exp.experiment_id], "tags.`per_exp.role` = 'sweep'")[0].info.run_id
+    proc = run_report(["--experiment", s["experiment"], "--sweep", parent, "--tracking-uri", s["uri"],
+                       "--out", "rep", "--reps", "300"], cwd=s["tmp"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "analysis: loading per-episode series 4/4" in proc.stderr  # the progress line
+    out = s["tmp"] / "rep"
+    one_axis = [n for n in EXPECTED_LABELS if n != "ablation_grid"]
+    _check_figures(out, one_axis)
+    assert not (out / "figures" / "ablation_grid.png").exists()  # one axis: no facets
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "sampler=uniform" in md and "sampler=sumtree" in md
+    assert "No run was left out." in md
+    assert f"sweep (parent run) `{parent}`" in md
+    assert any(a.path == "report/report.md" for a in client.list_artifacts(parent, "report"))
+
+
+def test_bad_input_exits_cleanly(synthetic_store, tmp_path):
+    """Each case runs the real CLI in its own process (started together to save time)."""
+    s = synthetic_store
+    out = str(tmp_path / "out")
+    uri, client, eid = new_store(tmp_path / "store", "empty")
+    # runs without any per-episode series (no episodes.csv and no metric history)
+    eid2 = client.create_experiment("no-series", artifact_location=(tmp_path / "store" / "mlruns").as_uri())
+    lengths, solved = synthetic_lengths(np.random.default_rng(0), 20, 40)
+    for seed in ("0", "1"):
+        log_job(client, eid2, dict(BASE_PARAMS, seed=seed), lengths, solved, csv=False, metrics=False,
+                tmp=tmp_path)
+    cases = [
+        (["--experiment", "nope", "--tracking-uri", s["uri"]], "unknown experiment 'nope'"),
+        (["--experiment", s["experiment"], "--sweep", "f" * 32, "--tracking-uri", s["uri"]], "unknown sweep run id"),
+        (["--experiment", "empty", "--tracking-uri", uri], "experiment 'empty' has no job runs"),
+        (["--experiment", "no-series", "--tracking-uri", uri],
+         "no usable runs in experiment 'no-series': 2 found, all left out (no per-episode series"),
+    ]
+    results = run_reports([a + ["--out", out, "--quiet", "--no-log"] for a, _ in cases], cwd=tmp_path)
+    for (args, message), (rc, so, se) in zip(cases, results):
+        assert rc == 2, (args, se[-2000:])
+        assert "Traceback" not in se and "Traceback" not in so
+        lines = [ln for ln in se.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1 and message in lines[0], (args, se[-2000:])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--reps", "5"], "--reps must be at least 100"),
+        (["--grid-episodes", "0"], "--grid-episodes must be at least 1"),
+        (["--tracking-uri", "sqlite:///{tmp}/nothing.db"], "no MLflow store at sqlite:///"),
+    ],
+)
+def test_bad_options_in_process(tmp_path, capsys, args, message):
+    # same main() as the CLI, in-process to save interpreter start-ups
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["--experiment", "x", "--out", str(tmp_path / "o"), "--quiet", "--no-log"] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "nothing.db").exists()  # MLflow was not allowed to create an empty store
