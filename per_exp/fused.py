@@ -24,42 +24,47 @@ _FM = {"reassoc", "contract"}
 
 
 @njit(cache=True, fastmath=_FM)
+def _dense_relu(inp, w, b, out):
+    """out = relu(inp @ w.T + b); w is torch's (out_features, in_features) layout."""
+    n, fan_in = inp.shape
+    fan_out = w.shape[0]
+    for i in range(n):
+        for o in range(fan_out):
+            s = b[o]
+            for k in range(fan_in):
+                s += inp[i, k] * w[o, k]
+            out[i, o] = s if s > 0.0 else 0.0
+
+
+@njit(cache=True, fastmath=_FM)
 def forward(theta, x, obs_dim, hidden, layers, n_actions, dueling, hs):
     """Q-values for rows of x; hs[l, i] receives layer l's post-ReLU activations of row i."""
     n = x.shape[0]
     off = 0
     for layer in range(layers):
         fan_in = obs_dim if layer == 0 else hidden
-        b_off = off + hidden * fan_in
-        for i in range(n):
-            for o in range(hidden):
-                s = theta[b_off + o]
-                w0 = off + o * fan_in
-                if layer == 0:
-                    for k in range(fan_in):
-                        s += x[i, k] * theta[w0 + k]
-                else:
-                    for k in range(fan_in):
-                        s += hs[layer - 1, i, k] * theta[w0 + k]
-                hs[layer, i, o] = s if s > 0.0 else 0.0
-        off = b_off + hidden
+        w = theta[off : off + hidden * fan_in].reshape((hidden, fan_in))
+        b = theta[off + hidden * fan_in : off + hidden * fan_in + hidden]
+        _dense_relu(x if layer == 0 else hs[layer - 1], w, b, hs[layer])
+        off += hidden * fan_in + hidden
+    wa = theta[off : off + n_actions * hidden].reshape((n_actions, hidden))
+    ba = theta[off + n_actions * hidden : off + n_actions * hidden + n_actions]
+    v_off = off + n_actions * hidden + n_actions
+    h = hs[layers - 1]
     q = np.empty((n, n_actions), dtype=np.float32)
-    a_off = off
-    v_off = a_off + n_actions * hidden + n_actions
-    top = layers - 1
     for i in range(n):
         mean_a = 0.0
         for j in range(n_actions):
-            s = theta[a_off + n_actions * hidden + j]
+            s = ba[j]
             for k in range(hidden):
-                s += hs[top, i, k] * theta[a_off + j * hidden + k]
+                s += h[i, k] * wa[j, k]
             q[i, j] = s
             mean_a += s
         if dueling:
             mean_a /= n_actions
             v = theta[v_off + hidden]
             for k in range(hidden):
-                v += hs[top, i, k] * theta[v_off + k]
+                v += h[i, k] * theta[v_off + k]
             for j in range(n_actions):
                 q[i, j] = v + q[i, j] - mean_a
     return q
@@ -154,23 +159,24 @@ def ddqn_adam_step(
         fan_in = obs_dim if layer == 0 else hidden
         w_off = offs[layer]
         b_off = w_off + hidden * fan_in
+        w = theta[w_off:b_off].reshape((hidden, fan_in))
+        gw = grad[w_off:b_off].reshape((hidden, fan_in))
+        gb = grad[b_off : b_off + hidden]
+        inp = s if layer == 0 else hs[layer - 1]
+        h = hs[layer]
         dprev = np.zeros((bsz, fan_in), dtype=np.float32)
         for i in range(bsz):
             for o in range(hidden):
-                if hs[layer, i, o] <= 0.0:
+                if h[i, o] <= 0.0:
                     continue
                 dz = dh[i, o]
-                grad[b_off + o] += dz
-                row = w_off + o * fan_in
-                if layer == 0:
+                gb[o] += dz
+                for k in range(fan_in):
+                    gw[o, k] += dz * inp[i, k]
+                if layer > 0:
                     for k in range(fan_in):
-                        grad[row + k] += dz * s[i, k]
-                else:
-                    for k in range(fan_in):
-                        grad[row + k] += dz * hs[layer - 1, i, k]
-                        dprev[i, k] += dz * theta[row + k]
-        if layer > 0:
-            dh = dprev
+                        dprev[i, k] += dz * w[o, k]
+        dh = dprev
 
     # torch.optim.Adam (no weight decay, no amsgrad), same formula and order
     step[0] += 1.0
