@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -138,6 +139,8 @@ def aggregates_figure(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, s
                         color=palette[g], ms=4, capsize=2, lw=1.5)
         ax.set_xlabel(labels[score])
         ax.set_title(f"{aggregate}, 95% CI")
+        ax.xaxis.get_major_formatter().set_useOffset(False)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
     axes[0].set_yticks(range(len(order)))
     axes[0].set_yticklabels(order)
     axes[0].invert_yaxis()

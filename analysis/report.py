@@ -139,7 +139,7 @@ def make_figures(res: dict, runs: pd.DataFrame, out: Path) -> dict:
         plots.episodes_to_solve_figure(scores, res["tables"]["episodes_to_solve"], order, palette),
         figdir, "episodes_to_solve")
     written["aggregates"] = plots.save(
-        plots.aggregates_figure(res["tables"], {k: SCORES[k].label for k in SCORES}, order, palette),
+        plots.aggregates_figure(res["tables"], {k: SCORES[k].short for k in SCORES}, order, palette),
         figdir, "aggregates")
     if len(res["axes"].axes) >= 2:
         written["ablation_grid"] = plots.save(

@@ -274,12 +274,16 @@ class Score:
     label: str
     higher_is_better: bool
     unit: str
+    short: str  # axis label
 
 
 SCORES = {
-    "episodes_to_solve": Score("episodes_to_solve", "Episodes to solve", False, "episodes"),
-    "auc": Score("auc", "Area under the learning curve (mean episode length)", True, "steps"),
-    "final_length": Score("final_length", f"Final episode length (mean of last {ROLLING_WINDOW})", True, "steps"),
+    "episodes_to_solve": Score("episodes_to_solve", "Episodes to solve", False, "episodes",
+                               "Episodes to solve (lower better)"),
+    "auc": Score("auc", "Area under the learning curve (mean episode length)", True, "steps",
+                 "AUC: mean episode length"),
+    "final_length": Score("final_length", f"Final episode length (mean of last {ROLLING_WINDOW})", True, "steps",
+                          f"Final length (last {ROLLING_WINDOW} episodes)"),
 }
 
 

@@ -21,7 +21,7 @@ from analysis_fixtures import (  # noqa: F401  (pytest fixtures)
 EXPECTED_LABELS = {
     "learning_curves": ["Episode", "Episode length (steps, rolling mean of 10)"],
     "episodes_to_solve": ["Episodes to solve (never solved = cap; lower is better)", "Group"],
-    "aggregates": ["Episodes to solve", "Area under the learning curve", "Group"],
+    "aggregates": ["Episodes to solve (lower better)", "AUC: mean episode length", "Final length", "Group"],
     "ablation_grid": ["sampler", "warmup_episodes=0", "warmup_episodes=30", "Episodes to solve"],
     "probability_of_improvement": ["Y (compared against)", "P(X better than Y)"],
     "performance_profile": ["(episodes)", "Fraction of runs solved within"],
