@@ -172,7 +172,8 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
         L.append(f"Code: git commit {', '.join(c[:12] for c in commits)}" + (" (some runs from a dirty tree)" if dirty else "") + ".")
         L.append("")
     L += ["## Runs", ""]
-    L.append(f"**{len(runs)} runs** used out of {loaded.n_found} job runs found; **{len(order)} groups**; "
+    L.append(f"**{len(runs)} runs** used out of {loaded.n_found} job runs found; "
+             f"**{len(order)} group{'s' if len(order) != 1 else ''}**; "
              f"{len(seeds)} distinct seeds ({', '.join(seeds)}). The seed is the replicate.")
     L.append("")
     per_group = pd.DataFrame([
