@@ -18,8 +18,16 @@ within the replica's IQR. ``--cache FILE`` appends each finished job as a
 JSON line and skips jobs already there, so a long study can be resumed or
 run in parts (``--kinds replica`` now, ``--kinds fused`` later).
 
-    python scripts/bench_train.py --steps 10000 --repeats 3 --json bench.json
+One update (``--update-only``): CPU microseconds per DDQN update at batch
+32 and per greedy action, eager torch vs the fused kernel; ``--compile``
+adds ``torch.compile`` of the loss (about a minute of compiling).
+
+Figures are wall-clock (what a researcher waits for) and, next to them,
+per CPU second, which other processes on a shared machine disturb less.
+
+    python scripts/bench_train.py --steps 10000 --repeats 3 --torch-backend --json bench.json
     python scripts/bench_train.py --learning --seeds 10 --jobs 2 --cache learn.jsonl
+    python scripts/bench_train.py --update-only --compile
 """
 
 from __future__ import annotations
@@ -99,26 +107,28 @@ def time_trainer(seed: int, steps: int, backend: str) -> dict:
     if backend == "fused":  # JIT compile (or load from numba's cache) outside the timed region
         tr.agent.act(np.zeros(tr.buffer.states.shape[1], np.float32), -1.0)
     t_log = 0.0
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     while tr.total_steps < steps:
         m = tr.run_episode()
         t1 = time.perf_counter()
         tr.sink(tr.episode, m)
         t_log += time.perf_counter() - t1
         tr.episode += 1
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     parts = {k: tr.timings[k] for k in TRAINER_PARTS if k != "logging"}
     parts["logging"] = t_log
-    return _figures(f"trainer[{backend}]", tr.total_steps, tr.updates, tr.episode, wall, parts)
+    return _figures(f"trainer[{backend}]", tr.total_steps, tr.updates, tr.episode, wall, cpu, parts)
 
 
 def time_replica(seed: int, steps: int) -> dict:
+    c0 = time.process_time()
     r = run_replica(seed, max_env_steps=steps, stop_on_solve=False)
+    cpu = time.process_time() - c0
     updates = max(r.total_env_steps - 31, 0)  # replay() starts once memory holds a batch
-    return _figures("replica", r.total_env_steps, updates, r.episodes, r.wall_seconds, r.timings)
+    return _figures("replica", r.total_env_steps, updates, r.episodes, r.wall_seconds, cpu, r.timings)
 
 
-def _figures(name: str, steps: int, updates: int, episodes: int, wall: float, parts: dict) -> dict:
+def _figures(name: str, steps: int, updates: int, episodes: int, wall: float, cpu: float, parts: dict) -> dict:
     parts = dict(parts)
     parts["other"] = max(wall - sum(parts.values()), 0.0)
     return {
@@ -127,7 +137,9 @@ def _figures(name: str, steps: int, updates: int, episodes: int, wall: float, pa
         "updates": updates,
         "episodes": episodes,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "env_steps_per_s": steps / wall,
+        "env_steps_per_cpu_s": steps / cpu,
         "updates_per_s": updates / wall,
         "us_per_step": {k: 1e6 * v / steps for k, v in parts.items()},
     }
@@ -150,16 +162,22 @@ def throughput(args) -> dict:
     for name, rs in runs.items():
         out["median"][name] = {
             "env_steps_per_s": statistics.median(r["env_steps_per_s"] for r in rs),
+            "env_steps_per_cpu_s": statistics.median(r["env_steps_per_cpu_s"] for r in rs),
             "updates_per_s": statistics.median(r["updates_per_s"] for r in rs),
             "us_per_step": {k: statistics.median(r["us_per_step"][k] for r in rs) for k in rs[0]["us_per_step"]},
         }
     ratios = [f["env_steps_per_s"] / rp["env_steps_per_s"] for f, rp in zip(runs["trainer[fused]"], runs["replica"])]
     out["speedup_per_repeat"] = ratios
     out["speedup"] = statistics.median(ratios)
+    # CPU time is what other processes on a shared machine disturb least
+    out["speedup_cpu"] = statistics.median(
+        f["env_steps_per_cpu_s"] / rp["env_steps_per_cpu_s"] for f, rp in zip(runs["trainer[fused]"], runs["replica"])
+    )
     if args.torch_backend:
         out["speedup_torch_backend"] = statistics.median(
             t["env_steps_per_s"] / rp["env_steps_per_s"] for t, rp in zip(runs["trainer[torch]"], runs["replica"])
         )
+    out["one_update"] = update_microbench(2000, with_compile=False)
     out["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
     return out
 
@@ -174,6 +192,7 @@ def print_throughput(out: dict) -> None:
     print(f"| {'':24s} | " + " | ".join(f"{n:>15s}" for n in names) + " |")
     print("|" + "---|" * (len(names) + 1))
     print(f"| {'env steps/s':24s} | " + " | ".join(f"{out['median'][n]['env_steps_per_s']:15.0f}" for n in names) + " |")
+    print(f"| {'env steps per CPU s':24s} | " + " | ".join(f"{out['median'][n]['env_steps_per_cpu_s']:15.0f}" for n in names) + " |")
     print(f"| {'updates/s':24s} | " + " | ".join(f"{out['median'][n]['updates_per_s']:15.0f}" for n in names) + " |")
     for p in parts:
         cells = []
@@ -182,9 +201,65 @@ def print_throughput(out: dict) -> None:
             cells.append(f"{v:15.1f}" if v is not None else f"{'(in update)' if p in ('sample', 'priority') else '-':>15s}")
         print(f"| {'us/step ' + p:24s} | " + " | ".join(cells) + " |")
     print(f"\nspeedup (trainer[fused] / replica env steps/s): {out['speedup']:.2f}x "
-          f"(per repeat: {', '.join(f'{r:.2f}' for r in out['speedup_per_repeat'])})")
+          f"(per repeat: {', '.join(f'{r:.2f}' for r in out['speedup_per_repeat'])}); "
+          f"on CPU time: {out['speedup_cpu']:.2f}x")
+    print("one update at batch 32 / one greedy action, CPU us: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in out["one_update"].items()))
     if "speedup_torch_backend" in out:
         print(f"speedup (trainer[torch] / replica): {out['speedup_torch_backend']:.2f}x")
+
+
+# ----------------------------------------------------------------------------- one update
+def update_microbench(n: int, with_compile: bool) -> dict:
+    """CPU microseconds per DDQN update at batch 32 (seed network): eager torch, fused, and torch.compile."""
+    from per_exp.agent import DDQNAgent, double_dqn_targets, weighted_huber
+    from per_exp.config import NetworkConfig
+    from per_exp.replay import Batch
+
+    rng = np.random.default_rng(0)
+    b = Batch(rng.normal(size=(32, 4)).astype(np.float32), rng.integers(0, 2, 32),
+              rng.choice([-1.0, 0.0, 1.0], 32).astype(np.float32), rng.normal(size=(32, 4)).astype(np.float32),
+              (rng.random(32) < 0.1).astype(np.float32))
+    w = np.ones(32, np.float32)
+    out: dict = {}
+
+    def timed(step) -> float:
+        for _ in range(20):
+            step()
+        c0 = time.process_time()
+        for _ in range(n):
+            step()
+        return 1e6 * (time.process_time() - c0) / n
+
+    for backend in ("torch", "fused"):
+        a = DDQNAgent(NetworkConfig(), 4, 2, 1e-4, 0.99, False, np.random.default_rng(0), backend)
+        out[f"update_us[{backend}]"] = timed(lambda: a.update(b, w))
+        out[f"act_us[{backend}]"] = timed(lambda: a.act(b.states[0], 0.0))
+    if with_compile:
+        a = DDQNAgent(NetworkConfig(), 4, 2, 1e-4, 0.99, False, np.random.default_rng(0), "torch")
+
+        def loss_fn(s, s2, act, r, d, wt):  # the agent's _targets + loss, for inductor to fuse
+            q_all = a.online(torch.cat([s, s2], 0))
+            q, qn = q_all[: s.shape[0]], q_all[s.shape[0]:].detach()
+            with torch.no_grad():
+                qt = a.target(s2)
+            q_sa = q.gather(1, act.unsqueeze(1)).squeeze(1)
+            return weighted_huber(q_sa, double_dqn_targets(r, d, 0.99, qn, qt), wt)
+
+        compiled = torch.compile(loss_fn)
+        args = [torch.from_numpy(x) for x in (b.states, b.next_states, b.actions, b.rewards, b.dones, w)]
+
+        def step():
+            loss = compiled(*args)
+            a.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            a.optimizer.step()
+
+        t0 = time.perf_counter()
+        step()
+        out["compile_wall_s[torch.compile]"] = time.perf_counter() - t0
+        out["update_us[torch.compile]"] = timed(step)
+    return out
 
 
 # ----------------------------------------------------------------------------- learning
@@ -275,10 +350,17 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--jobs", type=int, default=1, help="learning mode: processes at once (capped at the core count)")
     ap.add_argument("--kinds", default="replica,fused", help="learning mode: replica, fused, torch (comma-separated)")
     ap.add_argument("--cache", default=None, help="learning mode: JSON-lines file of finished jobs (resumable)")
+    ap.add_argument("--update-only", action="store_true", help="time one update per backend (CPU us) and exit")
+    ap.add_argument("--compile", action="store_true", help="with --update-only: also torch.compile (takes ~1 min)")
     ap.add_argument("--json", default=None, help="write the figures to this path")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # 2 threads on 2 cores ran 5.6x slower
-    if args.learning:
+    if args.update_only:
+        out = {"machine": machine(), **update_microbench(2000, args.compile)}
+        for k, v in out.items():
+            if k != "machine":
+                print(f"{k:32s} {v:10.1f}")
+    elif args.learning:
         out = learning(args)
         print_learning(out)
     else:
