@@ -14,16 +14,23 @@ import atexit
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import tracking
+from per_exp import checkpoint, tracking
 from per_exp.config import ConfigError, validate
 
 log = logging.getLogger(__name__)
+
+# conf/hydra/launcher/*.yaml deliberately replace the plugins' configs of the same name, and
+# Hydra warns that it merges them onto the plugin's schema, which is what we want. The filter
+# lives here because launcher workers import this module (through the pickled task function)
+# before they compose their job's config.
+warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name")
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:
@@ -47,6 +54,20 @@ def read_sweep_file(sweep_dir: str | Path) -> Optional[dict]:
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def _job_label(overrides: list[str]) -> str:
+    return " ".join(overrides) or "(no overrides)"
+
+
+def _swept_labels(job_overrides: list[list[str]]) -> list[str]:
+    """Each job named by the overrides that differ between jobs (what the sweep swept)."""
+    common = set.intersection(*(set(o) for o in job_overrides)) if len(job_overrides) > 1 else set()
+    return [_job_label([x for x in o if x not in common]) for o in job_overrides]
+
+
+class SweepFailed(SystemExit):
+    pass
+
+
 class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.parent: Optional[dict] = None
@@ -65,57 +86,131 @@ class MlflowSweepCallback(Callback):
         first = jobs[0][1]
         if not first.tracking.enabled:
             return
+        hashes = [tracking.config_hash(OmegaConf.to_container(c, resolve=True)) for _, c in jobs]
+        _refuse_duplicate_hashes(jobs, hashes)
         uri = tracking.resolve_uri(first.tracking.uri)
+        # The store is created (schema migrated) and the experiment made here, once, before any
+        # worker exists: concurrent first use of a sqlite file crashes 7 workers of 8, and
+        # concurrent experiment creation misfiles runs under "Default".
         client = tracking.client_for(uri)
         exp_id = tracking.ensure_experiment(client, first.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        # this process is the launch folder's (job.chdir is false); jobs elsewhere get the absolute path
+        ckpt_root = checkpoint.root_for(first.checkpoint.dir, uri, Path.cwd())
+
+        existing = tracking.job_runs_by_hash(client, exp_id)
+        rerun = bool(first.rerun)
+        n_done = 0 if rerun else sum(
+            any(r.info.status == "FINISHED" for r in existing.get(h, [])) for h in hashes
+        )
+        n_resume = 0 if rerun else sum(
+            bool(existing.get(h)) and not any(r.info.status == "FINISHED" for r in existing[h]) for h in hashes
+        )
+        parent_id, reused = self._parent_run(client, exp_id, sweep_dir, task_overrides, hashes)
+        self.parent = {
+            "uri": uri,
+            "experiment_id": exp_id,
+            "parent_run_id": parent_id,
+            "n_jobs": len(jobs),
+            "checkpoint_root": str(ckpt_root),
+            "jobs": [
+                {"overrides": label, "config_hash": h}
+                for label, h in zip(_swept_labels([o for o, _ in jobs]), hashes)
+            ],
+        }
+        (sweep_dir / tracking.SWEEP_FILE).write_text(json.dumps(self.parent, indent=2))
+        msg = (
+            f"MLflow sweep {parent_id} ({'re-opened' if reused else 'new'}): {len(jobs)} jobs -> {uri}; "
+            f"{n_done} already FINISHED (skipped{'' if n_done == 0 else ', rerun=true runs them again'}), "
+            f"{n_resume} to resume, {len(jobs) - n_done - n_resume} new"
+        )
+        log.info(msg)
+        # If a job fails, Hydra's sweeper raises and on_multirun_end never runs:
+        # close the parent at exit so it is never left RUNNING.
+        atexit.register(self._close)
+
+    def _parent_run(self, client, exp_id: str, sweep_dir: Path, task_overrides: list[str], hashes: list[str]):
+        """The sweep's parent run: the one an earlier launch of the same jobs made, else a new one.
+
+        Re-launching a sweep to finish it keeps all its jobs under one parent.
+        """
+        shash = tracking.sweep_hash(hashes)
+        found = tracking.search_all(
+            client, exp_id, f"tags.`{tracking.ROLE_TAG}` = 'sweep' and tags.`{tracking.SWEEP_HASH_TAG}` = '{shash}'"
+        )
+        if found:
+            run = max(found, key=lambda r: r.info.start_time or 0)
+            client.update_run(run.info.run_id, status="RUNNING")
+            launches = int(run.data.tags.get("per_exp.launches", "1")) + 1
+            client.set_tag(run.info.run_id, "per_exp.launches", str(launches))
+            client.set_tag(run.info.run_id, "per_exp.sweep_dir", str(sweep_dir.resolve()))
+            return run.info.run_id, True
         name = "sweep-" + "_".join(sweep_dir.resolve().parts[-2:])
         run = client.create_run(
             exp_id,
             run_name=name,
             tags={
                 tracking.ROLE_TAG: "sweep",
+                tracking.SWEEP_HASH_TAG: shash,
                 "hydra.overrides": " ".join(task_overrides),
-                "per_exp.n_jobs": str(len(jobs)),
+                "per_exp.n_jobs": str(len(hashes)),
                 "per_exp.sweep_dir": str(sweep_dir.resolve()),
+                "per_exp.launches": "1",
                 **tracking.git_tags(),
                 **tracking.version_tags(),
             },
         )
-        self.parent = {
-            "uri": uri,
-            "experiment_id": exp_id,
-            "parent_run_id": run.info.run_id,
-            "n_jobs": len(jobs),
-        }
-        (sweep_dir / tracking.SWEEP_FILE).write_text(json.dumps(self.parent, indent=2))
-        log.info("MLflow sweep %s: parent run %s, %d jobs -> %s", name, run.info.run_id, len(jobs), uri)
-        # If a job fails, Hydra's sweeper raises and on_multirun_end never runs:
-        # close the parent at exit so it is never left RUNNING.
-        atexit.register(self._close)
+        return run.info.run_id, False
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._close()
+        ok = self._close()
+        if not ok:
+            # Some launchers return normally even though a job failed: the exit code must say so.
+            raise SweepFailed(1)
 
-    def _close(self) -> None:
+    def _close(self) -> bool:
+        """Report every job's outcome, end the parent run; True when every job has a FINISHED run."""
         if self.parent is None or self._closed:
-            return
+            return True
         self._closed = True
         client = tracking.client_for(self.parent["uri"])
         pid = self.parent["parent_run_id"]
-        children = client.search_runs(
-            [self.parent["experiment_id"]],
-            filter_string=f"tags.`{tracking.PARENT_TAG}` = '{pid}'",
-            max_results=5000,
-        )
-        bad = [r for r in children if r.info.status != "FINISHED"]
+        by_hash = tracking.job_runs_by_hash(client, self.parent["experiment_id"])
+        lines, n_ok = [], 0
+        for job in self.parent["jobs"]:
+            runs = by_hash.get(job["config_hash"], [])
+            if any(r.info.status == "FINISHED" for r in runs):
+                n_ok += 1
+                continue
+            if not runs:
+                lines.append(f"  {job['overrides']}: no run (the job never started)")
+                continue
+            r = runs[0]
+            why = r.data.tags.get("error", "process died without reporting" if r.info.status == "RUNNING" else "")
+            lines.append(f"  {job['overrides']}: run {r.info.run_id} {r.info.status}" + (f": {why}" if why else ""))
         expected = self.parent["n_jobs"]
-        status = "FINISHED" if not bad and len(children) >= expected else "FAILED"
+        status = "FINISHED" if n_ok == expected else "FAILED"
         client.set_terminated(pid, status=status)
-        done = len(children) - len(bad)
-        msg = f"sweep {pid}: {done}/{expected} jobs FINISHED"
-        if bad:
-            msg += "; not finished: " + ", ".join(f"{r.info.run_name} ({r.info.status})" for r in bad)
+        msg = f"sweep {pid}: {n_ok}/{expected} jobs FINISHED"
+        if lines:
+            msg += f"; {expected - n_ok} not finished (re-run the same command to resume them):\n" + "\n".join(lines)
         (log.info if status == "FINISHED" else log.error)(msg)
         print(msg, file=sys.stderr)
+        return status == "FINISHED"
+
+
+def _refuse_duplicate_hashes(jobs: list[tuple[list[str], DictConfig]], hashes: list[str]) -> None:
+    """Two jobs with one config hash would be one run's work done twice (they differ only in
+    bookkeeping keys such as tracking.* or checkpoint.*)."""
+    seen: dict[str, list[str]] = {}
+    for (overrides, _), h in zip(jobs, hashes):
+        if h in seen:
+            print(
+                f"error: invalid sweep: jobs [{_job_label(seen[h])}] and [{_job_label(overrides)}] have the same "
+                f"config hash {h}; allowed: jobs that differ in a key that changes what is learned "
+                "(not tracking.*, checkpoint.*, log_every_episodes, rerun)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        seen[h] = overrides

@@ -101,6 +101,17 @@ class TrackingConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """Periodic job checkpoints, so a killed or preempted job resumes into its own MLflow run."""
+
+    every_episodes: int = 25  # 0 turns checkpoints off; a killed job redoes at most this many episodes
+    # None: <folder of the sqlite store>/checkpoints, or ./checkpoints in the launch folder for a
+    # server URI. Files are keyed by config hash, so a re-launch finds them whatever Hydra's sweep dir.
+    dir: Optional[str] = None
+    keep: bool = False  # keep the file after the run FINISHED (it is deleted by default)
+
+
+@dataclass
 class Config:
     sampler: SamplerConfig = MISSING
     network: NetworkConfig = MISSING
@@ -109,6 +120,7 @@ class Config:
     target_sync: TargetSyncConfig = field(default_factory=TargetSyncConfig)
     solve: SolveConfig = field(default_factory=SolveConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     seed: int = 0
     max_episodes: int = 500
@@ -123,6 +135,7 @@ class Config:
     update_backend: str = "fused"  # fused: one numba call per update (same math, ~5x faster) | torch: eager autograd reference
     log_every_episodes: int = 10  # console progress line interval
     fail_at_episode: int = -1  # test hook: raise at this episode to exercise failure handling
+    rerun: bool = False  # run again even if a FINISHED run with the same config hash exists
 
 
 def register_configs() -> None:
@@ -193,6 +206,13 @@ def validate(cfg: Config) -> None:
             cfg.tracking.flush_every_episodes >= 1,
             "an integer >= 1",
         ),
+        (
+            "checkpoint.every_episodes",
+            cfg.checkpoint.every_episodes,
+            cfg.checkpoint.every_episodes >= 0,
+            "an integer >= 0 (0 turns checkpoints off)",
+        ),
+        ("checkpoint.dir", cfg.checkpoint.dir, cfg.checkpoint.dir is None or bool(cfg.checkpoint.dir), "null or a path"),
     ]
     for key, value, ok, allowed in checks:
         if not ok:

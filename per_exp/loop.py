@@ -60,9 +60,17 @@ class Summary:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, sink: Optional[Sink] = None, run_label: str = ""):
+    def __init__(
+        self,
+        cfg: Config,
+        sink: Optional[Sink] = None,
+        run_label: str = "",
+        on_checkpoint: Optional[Callable[["Trainer"], None]] = None,
+    ):
         self.cfg = cfg
         self.sink = sink
+        # called between episodes every cfg.checkpoint.every_episodes; train.py saves state_dict() there
+        self.on_checkpoint = on_checkpoint
         self.label = run_label
         torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
@@ -88,6 +96,52 @@ class Trainer:
         self.updates = 0
         self.consecutive = 0
         self.timings = {k: 0.0 for k in ("act", "env", "sample", "update", "priority", "refresh")}
+        self.episode_lengths: list[int] = []
+        self.wall_seconds_before = 0.0  # wall time spent before a resume
+        self._run_started: Optional[float] = None
+
+    # ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything `run()` needs to continue, between episodes, exactly as if never stopped."""
+        from per_exp.checkpoint import global_rng_state
+
+        elapsed = time.perf_counter() - self._run_started if self._run_started is not None else 0.0
+        return {
+            "agent": self.agent.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "warmup_sampler": self.warmup_sampler.state_dict(),
+            "rng": global_rng_state(),
+            # the env draws each reset's start state from its own generator
+            "env_rng": self.env.unwrapped.np_random.bit_generator.state,
+            "action_space_rng": self.env.action_space.np_random.bit_generator.state,
+            "counters": {
+                "episode": self.episode,
+                "total_steps": self.total_steps,
+                "updates": self.updates,
+                "consecutive": self.consecutive,
+            },
+            "episode_lengths": list(self.episode_lengths),
+            "timings": dict(self.timings),
+            "wall_seconds": self.wall_seconds_before + elapsed,
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        from per_exp.checkpoint import set_global_rng_state
+
+        self.agent.load_state_dict(s["agent"])
+        self.buffer.load_state_dict(s["buffer"])
+        self.sampler.load_state_dict(s["sampler"])
+        self.warmup_sampler.load_state_dict(s["warmup_sampler"])
+        set_global_rng_state(s["rng"])
+        self.env.unwrapped.np_random.bit_generator.state = s["env_rng"]
+        self.env.action_space.np_random.bit_generator.state = s["action_space_rng"]
+        c = s["counters"]
+        self.episode, self.total_steps = int(c["episode"]), int(c["total_steps"])
+        self.updates, self.consecutive = int(c["updates"]), int(c["consecutive"])
+        self.episode_lengths = list(s["episode_lengths"])
+        self.timings = dict(s["timings"])
+        self.wall_seconds_before = float(s["wall_seconds"])
 
     # ------------------------------------------------------------------
     def _learn(self) -> tuple[float, float]:
@@ -174,8 +228,9 @@ class Trainer:
     def run(self) -> Summary:
         cfg = self.cfg
         s = Summary()
-        t_start = time.perf_counter()
-        recent: deque[int] = deque(maxlen=10)
+        s.episode_lengths = self.episode_lengths  # the same list: it survives a checkpoint and resume
+        t_start = self._run_started = time.perf_counter()
+        recent: deque[int] = deque(self.episode_lengths[-10:], maxlen=10)
         while self.episode < cfg.max_episodes:
             if self.episode == cfg.fail_at_episode:
                 raise RuntimeError(f"fail_at_episode={cfg.fail_at_episode}: failing on purpose (test hook)")
@@ -200,10 +255,14 @@ class Trainer:
                 s.solved, s.solved_episode = True, self.episode - 1
                 log.info("%ssolved at episode %d", f"[{self.label}] " if self.label else "", s.solved_episode)
                 break
+            every = cfg.checkpoint.every_episodes
+            if self.on_checkpoint is not None and every and self.episode % every == 0 \
+                    and self.episode < cfg.max_episodes:
+                self.on_checkpoint(self)
         s.episodes = self.episode
         s.total_env_steps = self.total_steps
         s.updates = self.updates
-        s.wall_seconds = time.perf_counter() - t_start
+        s.wall_seconds = self.wall_seconds_before + time.perf_counter() - t_start
         s.timings = dict(self.timings)
         self.env.close()
         return s

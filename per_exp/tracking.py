@@ -24,6 +24,11 @@ ROLE_TAG = "per_exp.role"
 SWEEP_TAG = "per_exp.sweep_id"
 HASH_TAG = "config_hash"
 PARENT_TAG = "mlflow.parentRunId"
+SWEEP_HASH_TAG = "per_exp.sweep_hash"
+RESUME_TAG = "per_exp.resumes"
+# Keys that change how a run is kept, not what it learns: out of params and the hash.
+_BOOKKEEPING_PREFIXES = ("tracking.", "checkpoint.")
+_BOOKKEEPING_KEYS = ("log_every_episodes", "rerun")
 _VERSIONED = ("per_exp", "torch", "numpy", "gymnasium", "mlflow", "hydra-core", "omegaconf")
 # MLflow's log_batch limits per request
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
@@ -82,13 +87,54 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 def science_params(resolved: dict) -> dict[str, Any]:
     """The flattened config minus bookkeeping that does not change what is learned."""
     flat = flatten(resolved)
-    return {k: v for k, v in flat.items() if not k.startswith("tracking.") and k != "log_every_episodes"}
+    return {
+        k: v for k, v in flat.items() if not k.startswith(_BOOKKEEPING_PREFIXES) and k not in _BOOKKEEPING_KEYS
+    }
 
 
 def config_hash(resolved: dict) -> str:
     """Stable identity of a run's science: same config and seed, same hash."""
     blob = json.dumps(science_params(resolved), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def sweep_hash(job_hashes: Iterable[str]) -> str:
+    """Identity of a sweep: the set of its jobs' config hashes (order and duplicates ignored)."""
+    blob = json.dumps(sorted(set(job_hashes)))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def search_all(client, experiment_id: str, filter_string: str) -> list:
+    """Every matching run (live ones only), following MLflow's pages."""
+    out, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string=filter_string, max_results=1000, page_token=token
+        )
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def job_runs_by_hash(client, experiment_id: str) -> dict[str, list]:
+    """{config hash: job runs with it, newest first} for one experiment, in one paged query."""
+    out: dict[str, list] = {}
+    for r in search_all(client, experiment_id, f"tags.`{ROLE_TAG}` = 'job'"):
+        h = r.data.tags.get(HASH_TAG)
+        if h:
+            out.setdefault(h, []).append(r)
+    for runs in out.values():
+        runs.sort(key=lambda r: r.info.start_time or 0, reverse=True)
+    return out
+
+
+def job_runs_with_hash(client, experiment_id: str, config_hash: str) -> list:
+    """Job runs carrying `config_hash`, newest first."""
+    runs = search_all(
+        client, experiment_id, f"tags.`{ROLE_TAG}` = 'job' and tags.`{HASH_TAG}` = '{config_hash}'"
+    )
+    return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
 
 
 def run_name(resolved: dict) -> str:
@@ -137,6 +183,9 @@ class RunLogger:
         self._pending: list = []
         self._episodes_since_flush = 0
         self.rows: list[dict] = []  # the episode table, also written as episodes.csv
+        # {metric key: last step already in the store}; points at or before it are not sent
+        # again, so a resumed run never holds two points for one (key, step)
+        self.logged_upto: dict[str, int] = {}
 
     @classmethod
     def start(
@@ -157,6 +206,18 @@ class RunLogger:
             client.log_batch(rid, params=chunk)
         return cls(client, rid, flush_every)
 
+    @classmethod
+    def attach(cls, client, run_id: str, flush_every: int = 25) -> "RunLogger":
+        """Continue an existing run: reopen it and learn which metric points it already holds."""
+        run = client.get_run(run_id)
+        logger = cls(client, run_id, flush_every)
+        for key in run.data.metrics:
+            hist = client.get_metric_history(run_id, key)
+            if hist:
+                logger.logged_upto[key] = max(m.step for m in hist)
+        client.update_run(run_id, status="RUNNING")
+        return logger
+
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
@@ -168,8 +229,10 @@ class RunLogger:
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
+        upto = self.logged_upto
         for k, v in metrics.items():
-            self._pending.append(Metric(k, float(v), ts, episode))
+            if episode > upto.get(k, -1):
+                self._pending.append(Metric(k, float(v), ts, episode))
         self.rows.append({"episode": episode, **metrics})
         self._episodes_since_flush += 1
         if self._episodes_since_flush >= self.flush_every:
@@ -185,7 +248,7 @@ class RunLogger:
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), ts, 0) for k, v in metrics.items())
+        self._pending.extend(Metric(k, float(v), ts, 0) for k, v in metrics.items() if k not in self.logged_upto)
         self.flush()
 
     def log_artifacts(self, files: dict[str, Path], dirs: dict[str, Path]) -> None:

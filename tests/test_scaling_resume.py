@@ -1,0 +1,116 @@
+"""Idempotent, resumable sweeps: skip what is FINISHED, resume what was killed into the same run."""
+
+from __future__ import annotations
+
+import io
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import compose
+from scaling_fixtures import (
+    CLOCK_KEYS, client, histories, jobs_and_parents, out, run_cli, same_series, signal_hook_env, sweep,
+)
+
+from per_exp import checkpoint
+from per_exp.loop import Trainer
+
+
+def _deterministic(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in CLOCK_KEYS and not k.endswith("_seconds")}
+
+
+@pytest.mark.parametrize("overrides", [
+    ["sampler=sumtree"],
+    ["experiment=seed_notebook", "warmup_episodes=3"],  # linear scan, full refresh, warm-up sampler
+])
+def test_trainer_state_round_trip_continues_exactly(overrides):
+    cfg = compose([*overrides, "max_episodes=9", "capacity=300", "checkpoint.every_episodes=4"])
+    ref: list = []
+    Trainer(cfg, sink=lambda e, m: ref.append((e, _deterministic(m)))).run()
+    blob: dict = {}
+
+    def grab(t: Trainer) -> None:
+        if t.episode == 4:
+            buf = io.BytesIO()
+            torch.save(t.state_dict(), buf)  # through bytes, as on disk
+            blob["state"] = buf.getvalue()
+
+    Trainer(cfg, on_checkpoint=grab).run()
+    got: list = []
+    resumed = Trainer(cfg, sink=lambda e, m: got.append((e, _deterministic(m))))
+    resumed.load_state_dict(torch.load(io.BytesIO(blob["state"]), weights_only=False))
+    s = resumed.run()
+    assert got == ref[4:]
+    assert s.episodes == 9 and len(s.episode_lengths) == 9
+
+
+def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["hydra/launcher=joblib", "seed=0,1,2", "sampler=sumtree", "max_episodes=6", "capacity=500",
+            "checkpoint.every_episodes=2", "tracking.flush_every_episodes=1", f"tracking.uri={uri}"]
+    # seed 1 dies by SIGKILL as it starts episode 5: the checkpoint holds episodes 0-3, the store 0-4
+    first = sweep(args, tmp_path, env=signal_hook_env(tmp_path, "sumtree-dueling-s1", 5, signal.SIGKILL))
+    assert first.returncode != 0, out(first)[-3000:]
+    jobs, _ = jobs_and_parents(uri)
+    killed = {x.data.params["seed"]: x for x in jobs}["1"]
+    assert killed.info.status == "RUNNING"  # nothing ran to mark it: the process just vanished
+    assert len(client(uri).get_metric_history(killed.info.run_id, "episode/steps")) == 5
+    ckpt_file = checkpoint.path_for(tmp_path / "checkpoints", killed.info.experiment_id,
+                                    killed.data.tags["config_hash"])
+    assert checkpoint.load(ckpt_file)["trainer"]["counters"]["episode"] == 4
+
+    again = sweep(args, tmp_path)  # the same command, without the kill
+    assert again.returncode == 0, out(again)[-4000:]
+    assert "3/3 jobs FINISHED" in again.stderr
+    jobs, parents = jobs_and_parents(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # the first launch's parent, re-opened
+    hashes = [x.data.tags["config_hash"] for x in jobs]
+    assert len(jobs) == 3 and len(set(hashes)) == 3  # no duplicate run for any config hash
+    assert all(x.info.status == "FINISHED" for x in jobs)
+    resumed = {x.data.params["seed"]: x for x in jobs}["1"]
+    assert resumed.info.run_id == killed.info.run_id
+    assert resumed.data.tags["per_exp.resumes"] == "1" and resumed.data.tags["per_exp.resumed_from_episode"] == "4"
+    assert not ckpt_file.exists()  # removed once the run FINISHED
+
+    # the reference: the same job, never interrupted, in this process
+    ref: dict[str, list] = {}
+    cfg = compose(["seed=1", "sampler=sumtree", "max_episodes=6", "capacity=500"])
+    s = Trainer(cfg, sink=lambda e, m: [ref.setdefault(k, []).append((e, v))
+                                        for k, v in _deterministic(m).items()]).run()
+    h = histories(uri, resumed.info.run_id)
+    for key, series in ref.items():
+        assert same_series(h[key], series), (key, h[key], series)  # one point per step, same values
+    assert resumed.data.metrics["total_env_steps"] == s.total_env_steps
+    assert resumed.data.metrics["updates"] == s.updates and resumed.data.metrics["episodes"] == 6
+    assert all(len(h[k]) == 1 for k in ("total_env_steps", "wall_seconds", "episodes"))
+
+
+def test_ctrl_c_kills_the_run_then_resume_skip_and_forced_rerun(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["sampler=uniform", "seed=3", "max_episodes=5", "capacity=500", "checkpoint.every_episodes=1",
+            f"tracking.uri={uri}"]
+    r = run_cli(args, tmp_path, env=signal_hook_env(tmp_path, "uniform-dueling-s3", 2, signal.SIGINT))
+    assert r.returncode != 0
+    jobs, _ = jobs_and_parents(uri)
+    assert len(jobs) == 1 and jobs[0].info.status == "KILLED"
+    assert "KeyboardInterrupt" in jobs[0].data.tags["error"]
+    assert len(client(uri).get_metric_history(jobs[0].info.run_id, "episode/steps")) == 2  # kept
+
+    r = run_cli(args, tmp_path)  # resumes the KILLED run
+    assert r.returncode == 0, out(r)[-3000:]
+    jobs, _ = jobs_and_parents(uri)
+    assert len(jobs) == 1 and jobs[0].info.status == "FINISHED" and "error" not in jobs[0].data.tags
+    assert [s for s, _ in histories(uri, jobs[0].info.run_id)["episode/steps"]] == [0, 1, 2, 3, 4]
+
+    r = run_cli(args, tmp_path)  # already FINISHED: nothing to do
+    assert r.returncode == 0 and "skipping uniform-dueling-s3" in out(r)
+    assert len(jobs_and_parents(uri)[0]) == 1
+
+    r = run_cli([*args, "rerun=true"], tmp_path)  # forced
+    assert r.returncode == 0, out(r)[-3000:]
+    jobs, _ = jobs_and_parents(uri)
+    assert len(jobs) == 2 and {x.info.status for x in jobs} == {"FINISHED"}
+    assert len({x.data.tags["config_hash"] for x in jobs}) == 1
