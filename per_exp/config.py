@@ -39,17 +39,16 @@ class SamplerConfig:
     """How transitions are drawn from replay. Paper values are the defaults."""
 
     name: str = "sumtree"  # uniform | linear_scan | sumtree | rank
-    alpha: float = 0.6  # priority exponent: p_i = (|delta_i| + eps) ** alpha
-    eps: float = 1e-6  # keeps zero-error transitions drawable
+    alpha: float = 0.6  # priority exponent: p_i = (|delta_i| + eps) ** alpha; rank: p_i = rank(i) ** -alpha
+    eps: float = 1e-6  # keeps zero-error transitions drawable (proportional samplers only)
     beta0: float = 0.4  # IS exponent at the start of the anneal
-    beta_horizon: int = 20_000  # updates over which beta goes linearly beta0 -> 1
+    beta_horizon: int = 20_000  # updates over which beta goes linearly beta0 -> 1, then stays at 1
     is_weights: bool = True  # scale the loss by importance-sampling weights
-    weight_norm: str = "batch"  # divide w by max over the batch, or over the buffer
-    stratified: bool = True  # one draw per equal-mass segment (paper) or i.i.d.
-    new_priority: str = "max"  # new transitions: current max priority (paper) or zero (seed)
+    weight_norm: str = "batch"  # divide w by max over the batch (paper), or over the buffer (baselines, cpprb)
+    stratified: bool = True  # one draw per equal-mass segment of the CDF (paper) or i.i.d.
+    new_priority: str = "max"  # new transitions: max priority seen so far (paper) or that of TD error 0 (seed)
     refresh: str = "sampled"  # update sampled priorities per step (paper) or all at episode end (seed)
-    scan_off_by_one: bool = False  # seed bug: the scan returns the successor of the drawn slot
-    rank_segments_cache: bool = True  # rank sampler: cache segment boundaries between re-sorts
+    scan_off_by_one: bool = False  # seed bug (linear_scan only): the scan returns the successor slot
 
 
 @dataclass
@@ -186,6 +185,12 @@ def validate(cfg: Config) -> None:
         ("sampler.eps", s.eps, s.eps >= 0 and math.isfinite(s.eps), "a finite number >= 0"),
         ("sampler.beta0", s.beta0, 0.0 <= s.beta0 <= 1.0, "a number in [0, 1]"),
         ("sampler.beta_horizon", s.beta_horizon, s.beta_horizon >= 1, "an integer >= 1"),
+        (
+            "sampler.scan_off_by_one",
+            s.scan_off_by_one,
+            not s.scan_off_by_one or s.name == "linear_scan",
+            f"false unless sampler.name=linear_scan (got sampler.name={s.name})",
+        ),
         ("network.hidden", cfg.network.hidden, cfg.network.hidden >= 1, "an integer >= 1"),
         ("network.layers", cfg.network.layers, cfg.network.layers >= 1, "an integer >= 1"),
         ("env.max_steps", cfg.env.max_steps, cfg.env.max_steps >= 1, "an integer >= 1"),

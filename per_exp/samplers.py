@@ -6,11 +6,19 @@ it holds:
     add(slot)                      a new transition was written at ring slot `slot`
     sample(batch, size, beta)      -> SampleBatch(indices, weights) over slots [0, size)
     update(slots, td_errors)       new raw TD errors for those slots
-    stats()                        per-episode metrics (and resets the timers)
+    stats()                        per-episode metrics (and resets the counters)
     state_dict() / load_state_dict(state)
 
-Each sampler owns a seeded ``numpy.random.Generator``; priorities are
-(|delta| + eps) ** alpha, computed in `priorities.py`.
+Each sampler owns a seeded ``numpy.random.Generator``. Proportional
+priorities are (|delta| + eps) ** alpha (`priorities.py`); the rank sampler
+ranks slots by |delta|. Defined edge behaviour (tested):
+
+- sampling before any `add` raises ValueError; a batch larger than the
+  stored count draws with replacement (prioritized samplers always do);
+- if every stored priority is zero, slots are drawn uniformly with weight 1;
+  otherwise zero-priority slots are never drawn;
+- a NaN/inf TD error (or a slot outside what was added) in `update` raises a
+  ValueError naming its index and slot, and nothing is written.
 """
 
 from __future__ import annotations
@@ -20,8 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from per_exp.config import SamplerConfig
+from per_exp.config import SAMPLERS, ConfigError, SamplerConfig
 from per_exp.priorities import check_priorities, is_weights, priorities_from_td
+from per_exp.rankorder import RankOrder
 from per_exp.sumtree import SumTree
 
 
@@ -31,11 +40,28 @@ class SampleBatch:
     weights: np.ndarray  # float32 IS weights, shape (B,); ones when IS weights are off
 
 
+def _check_capacity(capacity: int) -> int:
+    if int(capacity) < 1:
+        raise ValueError(f"sampler capacity must be an integer >= 1, got {capacity!r}")
+    return int(capacity)
+
+
+def _check_sample_args(batch_size: int, size: int, capacity: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if size <= 0:
+        raise ValueError("cannot sample from an empty replay buffer (size=0): add transitions first")
+    if size > capacity:
+        raise ValueError(f"size={size} exceeds the sampler capacity {capacity}")
+
+
 class UniformSampler:
     """Uniform replay without replacement (the seed's random.sample)."""
 
+    name = "uniform"
+
     def __init__(self, capacity: int, seed: int):
-        self.capacity = capacity
+        self.capacity = _check_capacity(capacity)
         self.rng = np.random.default_rng(seed)
         self._t_sample = 0.0
 
@@ -43,8 +69,7 @@ class UniformSampler:
         pass
 
     def sample(self, batch_size: int, size: int, beta: float = 1.0) -> SampleBatch:
-        if size <= 0:
-            raise ValueError("cannot sample from an empty replay buffer (size=0)")
+        _check_sample_args(batch_size, size, self.capacity)
         t0 = time.perf_counter()
         replace = batch_size > size  # only when the buffer holds fewer than a batch
         idx = self.rng.choice(size, batch_size, replace=replace).astype(np.int64)
@@ -55,7 +80,7 @@ class UniformSampler:
         pass
 
     def stats(self) -> dict[str, float]:
-        out = {"sampler/sample_seconds": self._t_sample}
+        out = {"sampler/sample_seconds": self._t_sample, "sampler/update_seconds": 0.0}
         self._t_sample = 0.0
         return out
 
@@ -67,56 +92,79 @@ class UniformSampler:
 
 
 class _Prioritized:
-    """What every proportional sampler shares: priority policy, weights, metrics."""
+    """What every prioritized sampler shares: new-priority policy, IS weights, metrics.
+
+    Subclasses store priorities and draw; `max_priority` is the largest
+    priority ever written (the paper's max_{i<t} p_i), in the subclass's
+    units: (|delta| + eps) ** alpha for proportional, |delta| for rank.
+    """
+
+    name = ""
 
     def __init__(self, cfg: SamplerConfig, capacity: int, seed: int):
         self.cfg = cfg
-        self.capacity = capacity
+        self.capacity = _check_capacity(capacity)
         self.rng = np.random.default_rng(seed)
         self.max_priority = 1.0  # paper: p_1 = 1
-        self._t_sample = 0.0
-        self._t_update = 0.0
-        self._w_sum = 0.0
-        self._w_max = 0.0
-        self._w_n = 0
+        self.size = 0  # slots [0, size) have been added (the ring fills upward from 0)
+        self._slot1 = np.zeros(1, dtype=np.int64)
+        self._reset_counters()
 
     # -- subclass hooks ---------------------------------------------------
-    def _set(self, slots: np.ndarray, prios: np.ndarray) -> None:
+    def _priorities(self, td: np.ndarray) -> np.ndarray:
+        return priorities_from_td(td, self.cfg.alpha, self.cfg.eps)
+
+    def _zero_priority(self) -> float:
+        """Priority of a transition whose TD error is 0 (the seed's new transitions)."""
+        return float((0.0 + self.cfg.eps) ** self.cfg.alpha)
+
+    def _write(self, slots: np.ndarray, prios: np.ndarray, limit: int) -> None:
+        """Validate (slots in [0, limit), priorities finite and >= 0) then store; all or nothing."""
         raise NotImplementedError
 
-    def _draw(self, batch_size: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (slots, P(slot)) for a batch."""
+    def _draw(self, u: np.ndarray, size: int):
+        """(slots, P(slot)) for uniforms u, or None when every priority is zero."""
         raise NotImplementedError
 
     def _min_prob(self, size: int) -> float:
+        """Smallest nonzero P over the stored slots (its weight is the buffer's largest)."""
         raise NotImplementedError
 
     # -- interface --------------------------------------------------------
-    def add(self, slot: int) -> None:
-        if self.cfg.new_priority == "max":
-            p = self.max_priority
-        else:  # the seed pushes TD error 0
-            p = float(priorities_from_td(np.zeros(1), self.cfg.alpha, self.cfg.eps)[0])
-        self._set(np.array([slot], dtype=np.int64), np.array([p]))
-
-    def _uniform_points(self, batch_size: int, total: float) -> np.ndarray:
-        if self.cfg.stratified:
-            edges = np.arange(batch_size, dtype=np.float64) * (total / batch_size)
-            return edges + self.rng.random(batch_size) * (total / batch_size)
-        return self.rng.random(batch_size) * total
+    def add(self, slot) -> None:
+        """Give the transition just written at `slot` (an int, or an array of slots) its first priority."""
+        t0 = time.perf_counter()
+        p = self.max_priority if self.cfg.new_priority == "max" else self._zero_priority()
+        if np.ndim(slot) == 0:
+            self._slot1[0] = int(slot)
+            slots = self._slot1
+        else:
+            slots = np.ascontiguousarray(slot, dtype=np.int64).reshape(-1)
+        if slots.size:
+            self._write(slots, np.full(slots.size, p), self.capacity)
+            self.size = max(self.size, int(slots.max()) + 1)
+        self._t_update += time.perf_counter() - t0
 
     def sample(self, batch_size: int, size: int, beta: float) -> SampleBatch:
-        if size <= 0:
-            raise ValueError("cannot sample from an empty replay buffer (size=0)")
+        _check_sample_args(batch_size, size, self.capacity)
+        if size != self.size:
+            raise ValueError(
+                f"sample(size={size}) but {self.size} slots were added to this {self.name} sampler; "
+                "call add(slot) for every transition written to the buffer"
+            )
         t0 = time.perf_counter()
-        idx, probs = self._draw(batch_size, size)
-        if self.cfg.is_weights:
-            norm = None
-            if self.cfg.weight_norm == "buffer":
-                norm = float((size * self._min_prob(size)) ** (-beta))
-            w = is_weights(probs, size, beta, norm)
-        else:
+        u = self.rng.random(batch_size)
+        drawn = self._draw(u, size)
+        if drawn is None:  # every priority is zero: nothing to prefer, draw uniformly
+            idx = np.minimum((u * size).astype(np.int64), size - 1)
             w = np.ones(batch_size, dtype=np.float32)
+        else:
+            idx, probs = drawn
+            if self.cfg.is_weights:
+                min_prob = self._min_prob(size) if self.cfg.weight_norm == "buffer" else None
+                w = is_weights(probs, size, beta, min_prob)
+            else:
+                w = np.ones(batch_size, dtype=np.float32)
         self._t_sample += time.perf_counter() - t0
         self._w_sum += float(w.sum())
         self._w_max = max(self._w_max, float(w.max()))
@@ -125,12 +173,19 @@ class _Prioritized:
 
     def update(self, slots: np.ndarray, td_errors: np.ndarray) -> None:
         t0 = time.perf_counter()
-        prios = priorities_from_td(td_errors, self.cfg.alpha, self.cfg.eps)
-        check_priorities(prios)
-        self._set(np.asarray(slots, dtype=np.int64), prios)
-        if prios.size:
+        slots = np.ascontiguousarray(slots, dtype=np.int64).reshape(-1)
+        td = np.asarray(td_errors, dtype=np.float64).reshape(-1)
+        if slots.shape != td.shape:
+            raise ValueError(f"update got {slots.size} slots but {td.size} TD errors")
+        if slots.size:
+            prios = self._priorities(td)
+            self._write(slots, prios, self.size)
             self.max_priority = max(self.max_priority, float(prios.max()))
         self._t_update += time.perf_counter() - t0
+
+    def _reset_counters(self) -> None:
+        self._t_sample = self._t_update = self._w_sum = self._w_max = 0.0
+        self._w_n = 0
 
     def stats(self) -> dict[str, float]:
         out = {
@@ -141,16 +196,16 @@ class _Prioritized:
         if self._w_n:
             out["sampler/is_weight_mean"] = self._w_sum / self._w_n
             out["sampler/is_weight_max"] = self._w_max
-        self._t_sample = self._t_update = self._w_sum = self._w_max = 0.0
-        self._w_n = 0
+        self._reset_counters()
         return out
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "max_priority": self.max_priority}
+        return {"rng": self.rng.bit_generator.state, "max_priority": self.max_priority, "size": self.size}
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.max_priority = state["max_priority"]
+        self.max_priority = float(state["max_priority"])
+        self.size = int(state["size"])
 
 
 class LinearScanSampler(_Prioritized):
@@ -158,33 +213,55 @@ class LinearScanSampler(_Prioritized):
 
     With `scan_off_by_one` it reproduces the notebook's bug: its loop
     increments the index after adding, so it returns the successor of the
-    slot whose interval holds the random number (slot 0 is never drawn).
+    slot whose interval holds the random number (slot 0 is never drawn, and
+    the last slot also takes its predecessor's mass through the clamp).
     """
+
+    name = "linear_scan"
 
     def __init__(self, cfg: SamplerConfig, capacity: int, seed: int):
         super().__init__(cfg, capacity, seed)
-        self.prios = np.zeros(capacity, dtype=np.float64)
+        self.prios = np.zeros(self.capacity, dtype=np.float64)
 
-    def _set(self, slots: np.ndarray, prios: np.ndarray) -> None:
+    def _write(self, slots: np.ndarray, prios: np.ndarray, limit: int) -> None:
+        out = (slots < 0) | (slots >= limit)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise ValueError(f"slot at index {i} is {int(slots[i])}; slots must be in [0, {limit})")
+        check_priorities(prios, slots)
+        if slots.size > 1:  # NumPy does not promise which duplicate wins; make it the last
+            rev_unique, rev_first = np.unique(slots[::-1], return_index=True)
+            slots, prios = rev_unique, prios[::-1][rev_first]
         self.prios[slots] = prios
 
-    def _draw(self, batch_size: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _draw(self, u: np.ndarray, size: int):
         p = self.prios[:size]
         cum = np.cumsum(p)
         total = cum[-1]
-        if total <= 0:  # nothing has priority: every slot equally likely
-            idx = self.rng.integers(0, size, batch_size)
-            return idx.astype(np.int64), np.full(batch_size, 1.0 / size)
-        r = self._uniform_points(batch_size, total)
-        if self.cfg.scan_off_by_one:
-            idx = np.minimum(np.searchsorted(cum, r, side="left") + 1, size - 1)
-        else:
-            idx = np.minimum(np.searchsorted(cum, r, side="right"), size - 1)
-        return idx.astype(np.int64), p[idx] / total
+        if total <= 0:
+            return None
+        b = u.size
+        r = (np.arange(b) + u) * (total / b) if self.cfg.stratified else u * total
+        # r == total by round-off would run off the end; the largest float below it
+        # lands on the last positive slot.
+        r = np.minimum(r, np.nextafter(total, 0.0))
+        if not self.cfg.scan_off_by_one:
+            idx = np.searchsorted(cum, r, side="right")
+            return idx, p[idx] / total
+        idx = np.minimum(np.searchsorted(cum, r, side="left") + 1, size - 1)
+        if size == 1:
+            return idx, np.ones(b)
+        # Slot j is returned for its predecessor's interval; the clamp adds the last slot's own.
+        mass = p[idx - 1] + np.where(idx == size - 1, p[size - 1], 0.0)
+        return idx, mass / total
 
     def _min_prob(self, size: int) -> float:
         p = self.prios[:size]
-        return float(p.min() / p.sum())
+        if self.cfg.scan_off_by_one and size > 1:
+            # Returned slot j carries p[j-1] (the last also p[size-1]); slot 0 never.
+            p = np.concatenate([p[:-2], [p[-2] + p[-1]]])
+        pos = p[p > 0]
+        return float(pos.min() / self.prios[:size].sum())
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "prios": self.prios.copy()}
@@ -197,25 +274,51 @@ class LinearScanSampler(_Prioritized):
 class SumTreeSampler(_Prioritized):
     """Proportional PER with an array-backed sum tree: O(log N) sample and update."""
 
+    name = "sumtree"
+
     def __init__(self, cfg: SamplerConfig, capacity: int, seed: int):
         super().__init__(cfg, capacity, seed)
-        self.tree = SumTree(capacity)
+        # The min tree only pays for itself when weights are normalised by the buffer.
+        self.tree = SumTree(self.capacity, track_min=cfg.weight_norm == "buffer")
 
-    def _set(self, slots: np.ndarray, prios: np.ndarray) -> None:
-        self.tree.update(slots, prios)
+    def _write(self, slots: np.ndarray, prios: np.ndarray, limit: int) -> None:
+        self.tree.update(slots, prios, limit)
 
-    def _draw(self, batch_size: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        total = self.tree.total
-        if total <= 0:
-            idx = self.rng.integers(0, size, batch_size)
-            return idx.astype(np.int64), np.full(batch_size, 1.0 / size)
-        r = self._uniform_points(batch_size, total)
-        idx = np.minimum(self.tree.find(r), size - 1)
-        return idx, self.tree.get(idx) / total
+    # sample() and update() below are the generic ones with the NumPy steps
+    # fused into one numba call each: at B = 32 the NumPy glue (IS weights,
+    # metrics, priorities, validation) cost three times the tree itself.
+    def sample(self, batch_size: int, size: int, beta: float) -> SampleBatch:
+        if self.tree.total <= 0 or size != self.size or batch_size < 1:
+            return super().sample(batch_size, size, beta)  # edge cases and their errors
+        t0 = time.perf_counter()
+        u = self.rng.random(batch_size)
+        mode = 0 if not self.cfg.is_weights else (2 if self.cfg.weight_norm == "buffer" else 1)
+        idx, w, w_sum, w_max = self.tree.sample_weighted(u, self.cfg.stratified, size, beta, mode)
+        self._t_sample += time.perf_counter() - t0
+        self._w_sum += w_sum
+        self._w_max = max(self._w_max, w_max)
+        self._w_n += batch_size
+        return SampleBatch(idx, w.astype(np.float32))
+
+    def update(self, slots: np.ndarray, td_errors: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        slots = np.ascontiguousarray(slots, dtype=np.int64).reshape(-1)
+        td = np.ascontiguousarray(td_errors, dtype=np.float64).reshape(-1)
+        if slots.shape != td.shape:
+            raise ValueError(f"update got {slots.size} slots but {td.size} TD errors")
+        if slots.size:
+            p_max = self.tree.update_from_td(slots, td, self.cfg.alpha, self.cfg.eps, self.size)
+            if p_max > self.max_priority:
+                self.max_priority = p_max
+        self._t_update += time.perf_counter() - t0
+
+    def _draw(self, u: np.ndarray, size: int):
+        if self.tree.total <= 0:
+            return None
+        return self.tree.draw(u, self.cfg.stratified)
 
     def _min_prob(self, size: int) -> float:
-        leaves = self.tree.get(np.arange(size))
-        return float(leaves.min() / self.tree.total)
+        return self.tree.min_positive / self.tree.total
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "tree": self.tree.state_dict()}
@@ -225,11 +328,48 @@ class SumTreeSampler(_Prioritized):
         self.tree.load_state_dict(state["tree"])
 
 
+class RankSampler(_Prioritized):
+    """Rank-based PER: P(i) proportional to rank(i) ** -alpha, ranking slots by |delta|.
+
+    `eps` plays no part (adding it does not change a ranking); "stratified"
+    draws one item from each of B equal-probability segments of the CDF.
+    """
+
+    name = "rank"
+
+    def __init__(self, cfg: SamplerConfig, capacity: int, seed: int):
+        super().__init__(cfg, capacity, seed)
+        self.order = RankOrder(self.capacity, cfg.alpha)
+
+    def _priorities(self, td: np.ndarray) -> np.ndarray:
+        return np.abs(td)
+
+    def _zero_priority(self) -> float:
+        return 0.0
+
+    def _write(self, slots: np.ndarray, prios: np.ndarray, limit: int) -> None:
+        self.order.set(slots, prios, limit)
+
+    def _draw(self, u: np.ndarray, size: int):
+        return self.order.draw(u, self.cfg.stratified)
+
+    def _min_prob(self, size: int) -> float:
+        return float(self.order.prob_of_rank(np.array([self.order.n]))[0])
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "order": self.order.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.order.load_state_dict(state["order"])
+
+
+_PRIORITIZED = {"linear_scan": LinearScanSampler, "sumtree": SumTreeSampler, "rank": RankSampler}
+
+
 def make_sampler(cfg: SamplerConfig, capacity: int, seed: int):
     if cfg.name == "uniform":
         return UniformSampler(capacity, seed)
-    if cfg.name == "linear_scan":
-        return LinearScanSampler(cfg, capacity, seed)
-    if cfg.name == "sumtree":
-        return SumTreeSampler(cfg, capacity, seed)
-    raise ValueError(f"invalid config: sampler.name={cfg.name!r}; allowed: uniform, linear_scan, sumtree")
+    if cfg.name in _PRIORITIZED:
+        return _PRIORITIZED[cfg.name](cfg, capacity, seed)
+    raise ConfigError("sampler.name", cfg.name, "one of " + ", ".join(SAMPLERS))

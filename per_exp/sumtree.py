@@ -1,60 +1,276 @@
-"""Array-backed sum tree with batched update and find.
+"""Array-backed sum tree (with an optional min tree), batched update and find.
 
 Layout: ``tree[1]`` is the root; node i has children 2i and 2i+1; the
 ``cap`` leaves (cap = next power of two >= capacity) live at
 ``tree[cap:2*cap]``, leaf k at ``tree[cap + k]``. ``tree[0]`` is unused.
+With capacity 1 the root *is* the only leaf.
 
-Invariant (checked by property tests): every internal node equals the sum of
-its two children, so ``tree[1]`` is the sum of all leaves. Leaves past
-``capacity`` stay 0 and are therefore never found.
+Invariant (checked by property tests): every internal node is recomputed
+as ``left + right`` from its children (never patched by a delta), so it
+equals the sum of its children bit for bit and ``tree[1]`` is the sum of
+all leaves up to float round-off. Leaves past ``capacity`` stay 0 and are
+never found.
+
+The min tree holds, per node, the smallest *positive* leaf below it (inf
+when there is none): zero-priority leaves are never drawn, so they must not
+set the largest importance weight of the buffer.
+
+The loops are numba kernels: NumPy needs a handful of array calls per tree
+level (~1 us each), which alone costs more than cpprb's whole operation at
+N = 10,000 (profile in docs/samplers.md).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+
+_INF = np.inf
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_bad(leaves, values, capacity):  # pragma: no cover - compiled
+    """Index of the first out-of-range leaf or NaN/inf/negative value, else -1."""
+    for k in range(leaves.size):
+        v = values[k]
+        if leaves[k] < 0 or leaves[k] >= capacity or not (v >= 0.0) or v == _INF:
+            return k
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _update(tree, mins, cap, leaves, values, track_min):  # pragma: no cover - compiled
+    """Write leaves in order (so the last duplicate wins), then fix ancestors.
+
+    A few leaves walk their paths to the root; a bulk write (more leaves
+    than the tree has nodes per path) rebuilds every internal node once.
+    """
+    m = leaves.size
+    depth = 0
+    while (1 << depth) < cap:
+        depth += 1
+    for k in range(m):
+        node = cap + leaves[k]
+        tree[node] = values[k]
+        if track_min:
+            mins[node] = values[k] if values[k] > 0.0 else _INF
+    if m * depth > cap:
+        for node in range(cap - 1, 0, -1):
+            tree[node] = tree[2 * node] + tree[2 * node + 1]
+            if track_min:
+                mins[node] = min(mins[2 * node], mins[2 * node + 1])
+        return
+    for k in range(m):
+        node = (cap + leaves[k]) >> 1
+        while node >= 1:
+            tree[node] = tree[2 * node] + tree[2 * node + 1]
+            if track_min:
+                mins[node] = min(mins[2 * node], mins[2 * node + 1])
+            node >>= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _descend(tree, cap, v):  # pragma: no cover - compiled
+    """Leaf whose interval [c_{k-1}, c_k) holds v, never a zero-priority one.
+
+    Going right needs v >= left AND a positive right subtree: round-off
+    (v - left a hair above the right sum, or v == total) then cannot walk
+    into an empty subtree, so every found leaf has positive priority as
+    long as the root does.
+    """
+    i = 1
+    while i < cap:
+        left = tree[2 * i]
+        if v < left or tree[2 * i + 1] <= 0.0:
+            i = 2 * i
+        else:
+            v -= left
+            i = 2 * i + 1
+    return i - cap
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(tree, cap, values, out):  # pragma: no cover - compiled
+    for k in range(values.size):
+        out[k] = _descend(tree, cap, values[k])
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw(tree, cap, u, stratified, out_idx, out_prob):  # pragma: no cover - compiled
+    """Proportional draws from uniforms u in [0, 1): stratum k is [k, k+1) * total / B."""
+    total = tree[1]
+    b = u.size
+    for k in range(b):
+        if stratified:
+            v = (k + u[k]) * (total / b)
+        else:
+            v = u[k] * total
+        leaf = _descend(tree, cap, v)
+        out_idx[k] = leaf
+        out_prob[k] = tree[cap + leaf] / total
+
+
+@numba.njit(cache=True, nogil=True)
+def _sample_weighted(tree, mins, cap, u, stratified, size, beta, weight_mode, out_idx, out_w):  # pragma: no cover
+    """Draw + IS weights in one call (the fused path of SumTreeSampler.sample).
+
+    weight_mode: 0 no weights (all 1), 1 divide by the batch max, 2 divide by
+    the buffer max (the weight of the smallest positive leaf, from the min
+    tree). Same formulas as priorities.is_weights, which the tests compare
+    against. Returns (sum of weights, max weight) for the episode metrics.
+    """
+    total = tree[1]
+    b = u.size
+    p_min = np.inf
+    for k in range(b):
+        if stratified:
+            v = (k + u[k]) * (total / b)
+        else:
+            v = u[k] * total
+        leaf = _descend(tree, cap, v)
+        out_idx[k] = leaf
+        p = tree[cap + leaf]
+        out_w[k] = p
+        if p < p_min:
+            p_min = p
+    if weight_mode == 0:
+        for k in range(b):
+            out_w[k] = 1.0
+        return float(b), 1.0
+    if weight_mode == 2:
+        p_min = mins[1]
+    # (N P_i)^-beta / (N P_min)^-beta == (p_i / p_min)^-beta: N and the total cancel.
+    w_sum = 0.0
+    w_max = 0.0
+    for k in range(b):
+        w = (out_w[k] / p_min) ** (-beta)
+        out_w[k] = w
+        w_sum += w
+        if w > w_max:
+            w_max = w
+    return w_sum, w_max
+
+
+@numba.njit(cache=True, nogil=True)
+def _update_from_td(tree, mins, cap, track_min, leaves, td, alpha, eps, limit, scratch):  # pragma: no cover
+    """Priorities (|td| + eps)^alpha, validated, then written; returns (bad index or -1, max priority)."""
+    m = leaves.size
+    p_max = 0.0
+    for k in range(m):
+        if leaves[k] < 0 or leaves[k] >= limit:
+            return k, 0.0
+        p = (abs(td[k]) + eps) ** alpha
+        if not (p >= 0.0) or p == _INF:
+            return k, 0.0
+        scratch[k] = p
+        if p > p_max:
+            p_max = p
+    _update(tree, mins, cap, leaves, scratch[:m], track_min)
+    return -1, p_max
 
 
 class SumTree:
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, track_min: bool = False):
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self.capacity = capacity
-        self.cap = 1 << max(0, (capacity - 1).bit_length())
+        self.capacity = int(capacity)
+        self.cap = 1 << max(0, (self.capacity - 1).bit_length())
         self.depth = self.cap.bit_length() - 1
+        self.track_min = bool(track_min)
         self.tree = np.zeros(2 * self.cap, dtype=np.float64)
+        # A 1-element dummy keeps the kernel signature fixed when min is off.
+        self.mins = np.full(2 * self.cap if track_min else 1, np.inf, dtype=np.float64)
+        self._scratch = np.empty(256, dtype=np.float64)
 
     @property
     def total(self) -> float:
-        return float(self.tree[1]) if self.cap > 1 else float(self.tree[1])
+        return float(self.tree[1])
+
+    @property
+    def min_positive(self) -> float:
+        """Smallest positive leaf (inf if none); needs track_min=True."""
+        if not self.track_min:
+            raise RuntimeError("SumTree(track_min=False) does not track the minimum leaf")
+        return float(self.mins[1])
 
     def get(self, leaves: np.ndarray) -> np.ndarray:
         return self.tree[self.cap + np.asarray(leaves, dtype=np.int64)]
 
-    def update(self, leaves: np.ndarray, values: np.ndarray) -> None:
-        """Set leaves to values (last write wins on duplicates), then fix parents."""
-        leaves = np.asarray(leaves, dtype=np.int64)
-        nodes = leaves + self.cap
-        self.tree[nodes] = values  # numpy fancy assignment: last duplicate wins
-        nodes = np.unique(nodes >> 1)
-        while nodes.size and nodes[0] >= 1:
-            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
-            if nodes[0] == 1:
-                break
-            nodes = np.unique(nodes >> 1)
+    def update(self, leaves: np.ndarray, values: np.ndarray, limit: int | None = None) -> None:
+        """Set leaves to values; on duplicates the last write wins.
+
+        NaN, inf or negative values and leaves outside [0, limit) (default:
+        the capacity) raise a ValueError naming the first offending position,
+        before anything is written (the kernel does not bounds-check).
+        """
+        limit = self.capacity if limit is None else min(int(limit), self.capacity)
+        leaves = np.ascontiguousarray(leaves, dtype=np.int64).reshape(-1)
+        values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+        if leaves.shape != values.shape:
+            raise ValueError(f"{leaves.size} leaves but {values.size} values")
+        bad = _first_bad(leaves, values, limit)
+        if bad >= 0:
+            leaf = int(leaves[bad])
+            if not 0 <= leaf < limit:
+                raise ValueError(f"leaf at index {bad} is {leaf}; leaves must be in [0, {limit})")
+            raise ValueError(
+                f"priority at index {bad} (leaf {leaf}) is {values[bad]!r}; priorities must be finite and >= 0"
+            )
+        _update(self.tree, self.mins, self.cap, leaves, values, self.track_min)
 
     def find(self, values: np.ndarray) -> np.ndarray:
         """Leaf index whose prefix-sum interval [c_{k-1}, c_k) holds each value."""
-        v = np.asarray(values, dtype=np.float64).copy()
-        idx = np.ones(v.shape, dtype=np.int64)
-        for _ in range(self.depth):
-            left = self.tree[2 * idx]
-            go_right = v >= left
-            v -= left * go_right
-            idx = 2 * idx + go_right
-        return idx - self.cap
+        values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+        out = np.empty(values.size, dtype=np.int64)
+        _find(self.tree, self.cap, values, out)
+        return out
+
+    def draw(self, u: np.ndarray, stratified: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(leaves, P(leaf)) for uniforms u in [0, 1); the root must be > 0."""
+        u = np.ascontiguousarray(u, dtype=np.float64)
+        idx = np.empty(u.size, dtype=np.int64)
+        prob = np.empty(u.size, dtype=np.float64)
+        _draw(self.tree, self.cap, u, bool(stratified), idx, prob)
+        return idx, prob
+
+    def sample_weighted(self, u: np.ndarray, stratified: bool, size: int, beta: float, weight_mode: int):
+        """(leaves, float32-ready weights, weight sum, weight max); the root must be > 0."""
+        if weight_mode == 2 and not self.track_min:
+            raise RuntimeError("buffer-normalised weights need SumTree(track_min=True)")
+        idx = np.empty(u.size, dtype=np.int64)
+        w = np.empty(u.size, dtype=np.float64)
+        w_sum, w_max = _sample_weighted(
+            self.tree, self.mins, self.cap, u, stratified, size, beta, weight_mode, idx, w
+        )
+        return idx, w, w_sum, w_max
+
+    def update_from_td(self, leaves: np.ndarray, td: np.ndarray, alpha: float, eps: float, limit: int) -> float:
+        """Write (|td| + eps)^alpha at leaves in [0, limit); all or nothing. Returns the max written."""
+        if leaves.size > self._scratch.size:
+            self._scratch = np.empty(leaves.size, dtype=np.float64)
+        bad, p_max = _update_from_td(
+            self.tree, self.mins, self.cap, self.track_min, leaves, td, alpha, eps, limit, self._scratch
+        )
+        if bad >= 0:
+            leaf = int(leaves[bad])
+            if not 0 <= leaf < limit:
+                raise ValueError(f"slot at index {bad} is {leaf}; slots must be in [0, {limit})")
+            p = (abs(float(td[bad])) + eps) ** alpha
+            raise ValueError(
+                f"TD error at index {bad} (slot {leaf}) is {float(td[bad])!r}, priority {p!r}; "
+                "priorities must be finite and >= 0 (nothing was written)"
+            )
+        return p_max
 
     def state_dict(self) -> dict:
-        return {"tree": self.tree.copy()}
+        return {"tree": self.tree.copy(), "mins": self.mins.copy()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.tree[:] = state["tree"]
+        for key in ("tree", "mins"):
+            arr = np.asarray(state[key])
+            if arr.shape != getattr(self, key).shape:
+                raise ValueError(
+                    f"SumTree state {key!r} has shape {arr.shape}, expected {getattr(self, key).shape} "
+                    f"(capacity={self.capacity}, track_min={self.track_min})"
+                )
+            getattr(self, key)[:] = arr
