@@ -177,7 +177,7 @@ def throughput(args) -> dict:
         out["speedup_torch_backend"] = statistics.median(
             t["env_steps_per_s"] / rp["env_steps_per_s"] for t, rp in zip(runs["trainer[torch]"], runs["replica"])
         )
-    out["one_update"] = update_microbench(2000, with_compile=False)
+    out["one_update"] = update_microbench(args.update_iters, with_compile=False)
     out["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
     return out
 
@@ -351,12 +351,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--kinds", default="replica,fused", help="learning mode: replica, fused, torch (comma-separated)")
     ap.add_argument("--cache", default=None, help="learning mode: JSON-lines file of finished jobs (resumable)")
     ap.add_argument("--update-only", action="store_true", help="time one update per backend (CPU us) and exit")
+    ap.add_argument("--update-iters", type=int, default=2000, help="timed calls per backend in the one-update figures")
     ap.add_argument("--compile", action="store_true", help="with --update-only: also torch.compile (takes ~1 min)")
     ap.add_argument("--json", default=None, help="write the figures to this path")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # 2 threads on 2 cores ran 5.6x slower
     if args.update_only:
-        out = {"machine": machine(), **update_microbench(2000, args.compile)}
+        out = {"machine": machine(), **update_microbench(args.update_iters, args.compile)}
         for k, v in out.items():
             if k != "machine":
                 print(f"{k:32s} {v:10.1f}")

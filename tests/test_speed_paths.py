@@ -86,3 +86,27 @@ def test_update_backend_is_validated():
     cfg = compose(["update_backend=jax", "tracking.enabled=false"])
     with pytest.raises(ConfigError, match=r"update_backend='jax'.*fused, torch"):
         validate(cfg)
+
+
+def test_bench_train_runs_and_writes_speedup(tmp_path):
+    """The benchmark runs from a checkout (tiny budget; no figure is asserted, speed is not tested here)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    p = subprocess.run(
+        [sys.executable, str(root / "scripts" / "bench_train.py"), "--steps", "300", "--update-iters", "5", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert d["speedup"] > 0 and set(d["median"]) == {"replica", "trainer[fused]"}
+    for name, m in d["median"].items():
+        assert m["env_steps_per_s"] > 0, name
+    # both sides really trained for the budget (the replica stops exactly on it)
+    assert d["runs"]["replica"][0]["env_steps"] == 300
+    assert d["runs"]["trainer[fused]"][0]["env_steps"] >= 300
+    assert "speedup" in p.stdout
