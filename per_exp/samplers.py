@@ -31,7 +31,7 @@ import numpy as np
 from per_exp.config import SAMPLERS, ConfigError, SamplerConfig
 from per_exp.priorities import check_priorities, is_weights, priorities_from_td
 from per_exp.rankorder import RankOrder
-from per_exp.sumtree import SumTree
+from per_exp.sumtree import SumTree, _sample_weighted, _update_from_td
 
 
 @dataclass
@@ -280,25 +280,35 @@ class SumTreeSampler(_Prioritized):
         super().__init__(cfg, capacity, seed)
         # The min tree only pays for itself when weights are normalised by the buffer.
         self.tree = SumTree(self.capacity, track_min=cfg.weight_norm == "buffer")
+        self._weight_mode = 0 if not cfg.is_weights else (2 if cfg.weight_norm == "buffer" else 1)
+        self._u = np.empty(0, dtype=np.float64)
 
     def _write(self, slots: np.ndarray, prios: np.ndarray, limit: int) -> None:
         self.tree.update(slots, prios, limit)
 
     # sample() and update() below are the generic ones with the NumPy steps
-    # fused into one numba call each: at B = 32 the NumPy glue (IS weights,
-    # metrics, priorities, validation) cost three times the tree itself.
+    # fused into one numba call each, called without the SumTree wrappers: at
+    # B = 32 the glue (IS weights, metrics, priorities, validation, layers of
+    # Python calls) cost more than the tree walk itself.
     def sample(self, batch_size: int, size: int, beta: float) -> SampleBatch:
-        if self.tree.total <= 0 or size != self.size or batch_size < 1:
+        tree = self.tree
+        if tree.tree[1] <= 0 or size != self.size or batch_size < 1:
             return super().sample(batch_size, size, beta)  # edge cases and their errors
         t0 = time.perf_counter()
-        u = self.rng.random(batch_size)
-        mode = 0 if not self.cfg.is_weights else (2 if self.cfg.weight_norm == "buffer" else 1)
-        idx, w, w_sum, w_max = self.tree.sample_weighted(u, self.cfg.stratified, size, beta, mode)
+        if self._u.size != batch_size:
+            self._u = np.empty(batch_size, dtype=np.float64)
+        u = self.rng.random(out=self._u)  # same stream as rng.random(batch_size)
+        idx = np.empty(batch_size, dtype=np.int64)
+        w = np.empty(batch_size, dtype=np.float32)
+        w_sum, w_max = _sample_weighted(
+            tree.tree, tree.mins, tree.cap, u, self.cfg.stratified, beta, self._weight_mode, idx, w
+        )
         self._t_sample += time.perf_counter() - t0
         self._w_sum += w_sum
-        self._w_max = max(self._w_max, w_max)
+        if w_max > self._w_max:
+            self._w_max = w_max
         self._w_n += batch_size
-        return SampleBatch(idx, w.astype(np.float32))
+        return SampleBatch(idx, w)
 
     def update(self, slots: np.ndarray, td_errors: np.ndarray) -> None:
         t0 = time.perf_counter()
@@ -306,10 +316,17 @@ class SumTreeSampler(_Prioritized):
         td = np.ascontiguousarray(td_errors, dtype=np.float64).reshape(-1)
         if slots.shape != td.shape:
             raise ValueError(f"update got {slots.size} slots but {td.size} TD errors")
-        if slots.size:
-            p_max = self.tree.update_from_td(slots, td, self.cfg.alpha, self.cfg.eps, self.size)
-            if p_max > self.max_priority:
-                self.max_priority = p_max
+        tree = self.tree
+        if slots.size > tree._scratch.size:
+            tree._scratch = np.empty(slots.size, dtype=np.float64)
+        bad, p_max = _update_from_td(
+            tree.tree, tree.mins, tree.cap, tree.track_min, slots, td, self.cfg.alpha, self.cfg.eps,
+            self.size, tree._scratch,
+        )
+        if bad >= 0:  # nothing was written; the wrapper builds the message
+            tree.update_from_td(slots, td, self.cfg.alpha, self.cfg.eps, self.size)
+        if p_max > self.max_priority:
+            self.max_priority = p_max
         self._t_update += time.perf_counter() - t0
 
     def _draw(self, u: np.ndarray, size: int):

@@ -155,7 +155,8 @@ def test_fused_sampling_equals_draw_plus_reference_weights(mode, stratified):
     t.update(np.arange(n), p)
     u = rng.random(64)
     idx_ref, prob = t.draw(u, stratified)
-    idx, w, w_sum, w_max = t.sample_weighted(u, stratified, n, 0.7, mode)
+    idx, w, w_sum, w_max = t.sample_weighted(u, stratified, 0.7, mode)
+    assert w.dtype == np.float32
     np.testing.assert_array_equal(idx, idx_ref)
     if mode == 0:
         expected = np.ones(64)
