@@ -241,6 +241,8 @@ class SumTree:
 
     def draw(self, u: np.ndarray, stratified: bool) -> tuple[np.ndarray, np.ndarray]:
         """(leaves, P(leaf)) for uniforms u in [0, 1); the root must be > 0."""
+        if not self.tree[1] > 0:
+            raise ValueError("cannot draw from a sum tree whose total priority is 0")
         u = np.ascontiguousarray(u, dtype=np.float64)
         idx = np.empty(u.size, dtype=np.int64)
         prob = np.empty(u.size, dtype=np.float64)
@@ -249,6 +251,8 @@ class SumTree:
 
     def sample_weighted(self, u: np.ndarray, stratified: bool, beta: float, weight_mode: int):
         """(leaves, float32 weights, weight sum, weight max) for uniforms u; the root must be > 0."""
+        if not self.tree[1] > 0:
+            raise ValueError("cannot draw from a sum tree whose total priority is 0")
         if weight_mode == 2 and not self.track_min:
             raise RuntimeError("buffer-normalised weights need SumTree(track_min=True)")
         idx = np.empty(u.size, dtype=np.int64)

@@ -167,6 +167,14 @@ def test_fused_sampling_equals_draw_plus_reference_weights(mode, stratified):
     assert w_sum == pytest.approx(w.sum()) and w_max == pytest.approx(w.max())
 
 
+def test_drawing_from_an_empty_tree_is_a_clear_error():
+    t = SumTree(4)
+    with pytest.raises(ValueError, match="total priority is 0"):
+        t.draw(np.array([0.5]), True)
+    with pytest.raises(ValueError, match="total priority is 0"):
+        t.sample_weighted(np.array([0.5]), True, 0.5, 1)
+
+
 def test_state_round_trip_and_shape_check():
     t = SumTree(20, track_min=True)
     t.update(np.arange(20), np.linspace(0, 1, 20))
