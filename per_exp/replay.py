@@ -71,5 +71,8 @@ class ReplayBuffer:
 
     def load_state_dict(self, s: dict) -> None:
         for k in ("states", "next_states", "actions", "rewards", "dones"):
+            have, got = getattr(self, k).shape, np.shape(s[k])
+            if have != got:
+                raise ValueError(f"replay state {k!r} has shape {got}, this buffer holds {have} (capacity, obs_dim)")
             getattr(self, k)[:] = s[k]
         self.pos, self.size = int(s["pos"]), int(s["size"])

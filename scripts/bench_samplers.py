@@ -138,13 +138,13 @@ def _have_cpprb() -> bool:
     return True
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, sizes: list[tuple[int, int]] = SIZES) -> list[dict]:
     import torch  # imported by per_exp; one thread, as in a real job
 
     torch.set_num_threads(1)
     repeats, target = (3, 0.02) if quick else (7, 0.25)
     rows: list[dict] = []
-    for n, b in SIZES:
+    for n, b in sizes:
         rng = np.random.default_rng(0)
         td0 = rng.exponential(size=n)  # |TD|-like priorities
         makers: list[tuple[str, Callable]] = [
@@ -154,7 +154,7 @@ def run(quick: bool) -> list[dict]:
             ("sumtree+buffer_norm", lambda: _per_exp_op("sumtree", n, b, td0, rng, weight_norm="buffer")),
             ("rank", lambda: _per_exp_op("rank", n, b, td0, rng, alpha=0.7)),
         ]
-        if not quick or n == SIZES[0][0]:
+        if not quick or n == sizes[0][0]:
             makers.append(("seed_scan", lambda: _seed_op(n, b, td0, rng)))
         if _have_cpprb():
             makers.append(("cpprb", lambda: _cpprb_op(n, b, td0, rng)))
@@ -204,8 +204,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few, short repeats; seed scan at the first size only")
     ap.add_argument("--json", metavar="PATH", help="write the records (sampler, N, B, us_per_op, ratio_to_cpprb)")
+    ap.add_argument("--sizes", default=None, help="N:B pairs, e.g. 1000:16,4096:32 (default: the issue's three)")
     args = ap.parse_args(argv)
-    rows = run(args.quick)
+    sizes = SIZES
+    if args.sizes:
+        sizes = [(int(n), int(b)) for n, b in (pair.split(":") for pair in args.sizes.split(","))]
+    rows = run(args.quick, sizes)
     print(f"# {_machine()}, Python {platform.python_version()}, numpy {np.__version__}; "
           "median CPU us/op (sample B with IS weights + write B priorities)")
     if not _have_cpprb():

@@ -62,3 +62,9 @@ def test_state_round_trip():
 def test_bad_capacity_is_rejected():
     with pytest.raises(ValueError, match="capacity"):
         ReplayBuffer(0, 3)
+
+
+def test_state_of_another_shape_is_refused():
+    a = ReplayBuffer(5, 3)
+    with pytest.raises(ValueError, match="'states' has shape \\(5, 3\\), this buffer holds \\(6, 3\\)"):
+        ReplayBuffer(6, 3).load_state_dict(a.state_dict())

@@ -284,6 +284,19 @@ def test_stats_report_weights_priority_and_time_then_reset(name):
     assert m2["sampler/sample_seconds"] == 0.0 and "sampler/is_weight_mean" not in m2
 
 
+def test_bench_runs_and_writes_the_records(tmp_path):
+    """A smoke run of the benchmark at a tiny size (the speed claims live in its output, not here)."""
+    out = tmp_path / "bench.json"
+    assert _bench_module().main(["--quick", "--sizes", "512:8", "--json", str(out)]) == 0
+    import json
+
+    rows = json.loads(out.read_text())
+    assert {r["sampler"] for r in rows} >= {"uniform", "linear_scan", "sumtree", "rank", "seed_scan"}
+    for r in rows:
+        assert set(r) >= {"sampler", "N", "B", "us_per_op", "ratio_to_cpprb"} and (r["N"], r["B"]) == (512, 8)
+        assert r["us_per_op"] > 0
+
+
 def test_unknown_sampler_name_names_key_value_and_choices():
     with pytest.raises(ConfigError, match="sampler.name='heap'.*uniform, linear_scan, sumtree, rank"):
         make("heap")
