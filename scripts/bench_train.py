@@ -321,6 +321,10 @@ def learning(args) -> dict:
         for k, v in out["kinds"].items():
             if k != "replica":
                 v["median_within_replica_iqr"] = ref["q1"] <= v["median"] <= ref["q3"]
+                if len(ref["episodes_to_solve"]) > 1 and len(v["episodes_to_solve"]) > 1:
+                    from scipy.stats import mannwhitneyu  # two-sided: do the two distributions differ?
+
+                    v["mannwhitney_p"] = float(mannwhitneyu(ref["episodes_to_solve"], v["episodes_to_solve"]).pvalue)
                 v["steps_per_s_ratio"] = (v["env_steps"] / v["wall_seconds"]) / (ref["env_steps"] / ref["wall_seconds"])
     return out
 
@@ -336,6 +340,7 @@ def print_learning(out: dict) -> None:
     for k, v in out["kinds"].items():
         if "median_within_replica_iqr" in v:
             print(f"{k}: median within the replica's IQR: {v['median_within_replica_iqr']}; "
+                  f"Mann-Whitney U p={v.get('mannwhitney_p', float('nan')):.2f}; "
                   f"env steps/s {v['steps_per_s_ratio']:.2f}x the replica's")
 
 
