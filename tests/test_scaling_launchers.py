@@ -1,0 +1,91 @@
+"""The same sweep through other engines: submitit (local), Ray (a local instance), an HTTP tracking server."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from scaling_fixtures import TINY, free_port, histories, jobs_and_parents, out, sweep
+
+TWO = ["seed=0,1", *TINY, "max_episodes=3"]
+
+
+def _assert_two_finished(uri: str) -> None:
+    jobs, parents = jobs_and_parents(uri)
+    assert len(parents) == 1 and len(jobs) == 2
+    assert all(x.info.status == "FINISHED" for x in jobs + parents)
+    assert all(x.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for x in jobs)
+    for x in jobs:
+        assert [s for s, _ in histories(uri, x.info.run_id)["episode/steps"]] == [0, 1, 2]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+                    reason="extra not installed: pip install 'per_exp[slurm]' (hydra-submitit-launcher)")
+def test_submitit_local_sweep(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    r = sweep(["hydra/launcher=submitit_local", *TWO, f"tracking.uri={uri}"], tmp_path)
+    assert r.returncode == 0, out(r)[-4000:]
+    assert "2/2 jobs FINISHED" in r.stderr
+    _assert_two_finished(uri)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None
+                    or importlib.util.find_spec("ray") is None,
+                    reason="extra not installed: pip install 'ray[default]' and hydra-ray-launcher (see docs/scaling.md)")
+def test_ray_local_instance_sweep(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    r = sweep(["hydra/launcher=ray", "+hydra.launcher.ray.init.include_dashboard=false",
+               "+hydra.launcher.ray.init.num_cpus=2", *TWO, f"tracking.uri={uri}"], tmp_path,
+              env={"RAY_USAGE_STATS_ENABLED": "0"})
+    assert r.returncode == 0, out(r)[-4000:]
+    assert "2/2 jobs FINISHED" in r.stderr
+    _assert_two_finished(uri)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"mlflow server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"mlflow server at {url} not healthy after {timeout} s")
+
+
+def test_sweep_against_an_http_tracking_server(tmp_path: Path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 's.db'}", "--artifacts-destination", str(tmp_path / "art")],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        _wait_healthy(url, server)
+        r = sweep([*TWO, f"tracking.uri={url}"], tmp_path)  # jobs in this process: the server is the point
+        assert r.returncode == 0, out(r)[-4000:]
+        assert "2/2 jobs FINISHED" in r.stderr
+        _assert_two_finished(url)
+        assert not (tmp_path / "mlflow.db").exists()  # everything went through the server
+        assert any((tmp_path / "art").rglob("episodes.csv"))  # artifacts too
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
