@@ -77,7 +77,8 @@ def load(path: Path) -> Optional[dict[str, Any]]:
 def remove(path: Path) -> None:
     try:
         path.unlink()
-        path.parent.rmdir()
+        path.parent.rmdir()  # the hash folder, then the experiment's if it is now empty
+        path.parent.parent.rmdir()
     except OSError:
         pass
 
