@@ -188,8 +188,11 @@ def validate(cfg: Config) -> None:
         (
             "sampler.scan_off_by_one",
             s.scan_off_by_one,
-            not s.scan_off_by_one or s.name == "linear_scan",
-            f"false unless sampler.name=linear_scan (got sampler.name={s.name})",
+            # uniform ignores every priority switch, so `experiment=seed_notebook sampler=uniform`
+            # (the seed's own baseline) must compose; the tree samplers would silently ignore it.
+            not s.scan_off_by_one or s.name in ("linear_scan", "uniform"),
+            f"false unless sampler.name is linear_scan (got sampler.name={s.name}; "
+            "add sampler.scan_off_by_one=false)",
         ),
         ("network.hidden", cfg.network.hidden, cfg.network.hidden >= 1, "an integer >= 1"),
         ("network.layers", cfg.network.layers, cfg.network.layers >= 1, "an integer >= 1"),

@@ -67,6 +67,16 @@ def test_seed_notebook_is_the_notebook():
     assert (c.gamma, c.lr, c.max_episodes) == (0.99, 1e-4, 500)
 
 
+def test_seed_preset_with_other_samplers():
+    # the seed's own uniform baseline composes as is
+    validate(compose(["experiment=seed_notebook", "sampler=uniform"]))
+    # a tree sampler would silently ignore the scan bug: refused, with the fix in the message
+    with pytest.raises(ConfigError) as e:
+        validate(compose(["experiment=seed_notebook", "sampler=sumtree"]))
+    assert e.value.key == "sampler.scan_off_by_one" and "scan_off_by_one=false" in str(e.value)
+    validate(compose(["experiment=seed_notebook", "sampler=sumtree", "sampler.scan_off_by_one=false"]))
+
+
 def test_seed_notebook_can_still_be_overridden():
     c = compose(["experiment=seed_notebook", "sampler.scan_off_by_one=false", "seed=3"])
     assert c.sampler.scan_off_by_one is False and c.seed == 3
