@@ -23,14 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-
-@numba.njit(cache=True, nogil=True)
-def _first_bad(slots, keys, capacity):  # pragma: no cover - compiled
-    for k in range(slots.size):
-        v = keys[k]
-        if slots[k] < 0 or slots[k] >= capacity or not (v >= 0.0) or v == np.inf:
-            return k
-    return -1
+from per_exp.sumtree import validated_writes
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,19 +149,7 @@ class RankOrder:
 
     def set(self, slots: np.ndarray, keys: np.ndarray, limit: int | None = None) -> None:
         """Give slots new keys (last duplicate wins); all or nothing, like SumTree.update."""
-        limit = self.capacity if limit is None else min(int(limit), self.capacity)
-        slots = np.ascontiguousarray(slots, dtype=np.int64).reshape(-1)
-        keys = np.ascontiguousarray(keys, dtype=np.float64).reshape(-1)
-        if slots.shape != keys.shape:
-            raise ValueError(f"{slots.size} slots but {keys.size} keys")
-        bad = _first_bad(slots, keys, limit)
-        if bad >= 0:
-            slot = int(slots[bad])
-            if not 0 <= slot < limit:
-                raise ValueError(f"slot at index {bad} is {slot}; slots must be in [0, {limit})")
-            raise ValueError(
-                f"priority at index {bad} (slot {slot}) is {keys[bad]!r}; priorities must be finite and >= 0"
-            )
+        slots, keys = validated_writes(slots, keys, self.capacity, limit, "slot", "slots")
         self.n = int(
             _set(self.key, self.stamp, self.skey, self.sstamp, self.order, self.n, self.clock, slots, keys)
         )

@@ -38,6 +38,30 @@ def _first_bad(leaves, values, capacity):  # pragma: no cover - compiled
     return -1
 
 
+def validated_writes(
+    indices: np.ndarray, values: np.ndarray, capacity: int, limit: int | None, noun: str, nouns: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous (int64 indices, float64 values), or a ValueError naming the first bad position.
+
+    Shared by every structure that writes priorities in a compiled kernel
+    without bounds checks: nothing is written unless the whole batch is valid.
+    """
+    limit = capacity if limit is None else min(int(limit), capacity)
+    indices = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1)
+    values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+    if indices.shape != values.shape:
+        raise ValueError(f"{indices.size} {noun} indices but {values.size} values")
+    bad = _first_bad(indices, values, limit)
+    if bad >= 0:
+        i = int(indices[bad])
+        if not 0 <= i < limit:
+            raise ValueError(f"{noun} at index {bad} is {i}; {nouns} must be in [0, {limit})")
+        raise ValueError(
+            f"priority at index {bad} ({noun} {i}) is {values[bad]!r}; priorities must be finite and >= 0"
+        )
+    return indices, values
+
+
 @numba.njit(cache=True, nogil=True)
 def _update(tree, mins, cap, leaves, values, track_min):  # pragma: no cover - compiled
     """Write leaves in order (so the last duplicate wins), then fix ancestors.
@@ -217,19 +241,7 @@ class SumTree:
         the capacity) raise a ValueError naming the first offending position,
         before anything is written (the kernel does not bounds-check).
         """
-        limit = self.capacity if limit is None else min(int(limit), self.capacity)
-        leaves = np.ascontiguousarray(leaves, dtype=np.int64).reshape(-1)
-        values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
-        if leaves.shape != values.shape:
-            raise ValueError(f"{leaves.size} leaves but {values.size} values")
-        bad = _first_bad(leaves, values, limit)
-        if bad >= 0:
-            leaf = int(leaves[bad])
-            if not 0 <= leaf < limit:
-                raise ValueError(f"leaf at index {bad} is {leaf}; leaves must be in [0, {limit})")
-            raise ValueError(
-                f"priority at index {bad} (leaf {leaf}) is {values[bad]!r}; priorities must be finite and >= 0"
-            )
+        leaves, values = validated_writes(leaves, values, self.capacity, limit, "leaf", "leaves")
         _update(self.tree, self.mins, self.cap, leaves, values, self.track_min)
 
     def find(self, values: np.ndarray) -> np.ndarray:
