@@ -161,10 +161,6 @@ def run_reports(arg_lists, cwd, timeout=300):
     return out
 
 
-def trainer_available() -> bool:
-    return (REPO / "per_exp" / "train.py").exists()
-
-
 def run_real_sweep(tmp: Path, overrides, timeout=600):
     """The real trainer: a tiny Hydra multirun into a sqlite store under tmp."""
     cmd = [sys.executable, "-m", "per_exp.train", "-m", *overrides,
@@ -200,8 +196,6 @@ def synthetic_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def real_sweep_store(tmp_path_factory):
     """A tiny real sweep by the trainer: sampler=uniform,sumtree x seed=0,1, 4 episodes."""
-    if not trainer_available():
-        pytest.skip("per_exp/train.py is not there yet")
     if "real" not in _STORES:
         tmp = tmp_path_factory.mktemp("analysis_real")
         proc = run_real_sweep(tmp, ["sampler=uniform,sumtree", "seed=0,1", "max_episodes=4"])
