@@ -17,7 +17,7 @@ set the largest importance weight of the buffer.
 
 The loops are numba kernels: NumPy needs a handful of array calls per tree
 level (~1 us each), which alone costs more than cpprb's whole operation at
-N = 10,000 (profile in docs/samplers.md).
+N = 10,000 (profile in the README, "Replay and samplers").
 """
 
 from __future__ import annotations
