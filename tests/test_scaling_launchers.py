@@ -39,7 +39,7 @@ def test_submitit_local_sweep(tmp_path: Path):
 
 @pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None
                     or importlib.util.find_spec("ray") is None,
-                    reason="extra not installed: pip install 'ray[default]' and hydra-ray-launcher (README, "Scaling out")")
+                    reason="extra not installed: pip install 'ray[default]' and hydra-ray-launcher (README, section Scaling out)")
 def test_ray_local_instance_sweep(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     r = sweep(["hydra/launcher=ray", "+hydra.launcher.ray.init.include_dashboard=false",
