@@ -93,6 +93,20 @@ def _ticklabels_with_solved(scores: pd.DataFrame, order: Sequence[str]) -> list[
     return out
 
 
+
+def _ci_err(r) -> list[list[float]]:
+    """Asymmetric error-bar extents of a row with point, lo, hi."""
+    return [[r["point"] - r["lo"]], [r["hi"] - r["point"]]]
+
+
+def _group_yaxis(ax, labels: Sequence[str]) -> None:
+    """Groups down the y axis, first on top."""
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels)
+    ax.invert_yaxis()
+    ax.set_ylabel("Group")
+
+
 def episodes_to_solve_figure(scores: pd.DataFrame, agg: pd.DataFrame, order: Sequence[str],
                              palette: Mapping[str, tuple]):
     """Points per seed (crosses: never solved, at the cap) and IQM with 95% CI per group."""
@@ -110,17 +124,14 @@ def episodes_to_solve_figure(scores: pd.DataFrame, agg: pd.DataFrame, order: Seq
         ax.scatter(s["episodes_to_solve"][~solved], y[~solved], s=14, color=palette[g], marker="x", lw=0.9,
                    label="seed (never solved: cap)" if i == 0 else None)
         r = iqm.loc[g]
-        ax.errorbar(r["point"], i - 0.15, xerr=[[r["point"] - r["lo"]], [r["hi"] - r["point"]]],
+        ax.errorbar(r["point"], i - 0.15, xerr=_ci_err(r),
                     fmt="D", color=palette[g], ms=4, capsize=2, lw=1.2, mec="black", mew=0.5,
                     label="IQM, 95% CI" if i == 0 else None)
     caps = scores["cap"].unique()
     if len(caps) == 1:
         ax.axvline(caps[0], color="0.4", ls=":", lw=0.8)
-    ax.set_yticks(range(len(order)))
-    ax.set_yticklabels(_ticklabels_with_solved(scores, order))
-    ax.invert_yaxis()
+    _group_yaxis(ax, _ticklabels_with_solved(scores, order))
     ax.set_xlabel("Episodes to solve (never solved = cap; lower is better)")
-    ax.set_ylabel("Group")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     return fig
 
@@ -135,16 +146,13 @@ def aggregates_figure(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, s
         t = table[table["aggregate"] == aggregate].set_index("group")
         for i, g in enumerate(order):
             r = t.loc[g]
-            ax.errorbar(r["point"], i, xerr=[[r["point"] - r["lo"]], [r["hi"] - r["point"]]], fmt="o",
+            ax.errorbar(r["point"], i, xerr=_ci_err(r), fmt="o",
                         color=palette[g], ms=4, capsize=2, lw=1.5)
         ax.set_xlabel(labels[score])
         ax.set_title(f"{aggregate}, 95% CI")
         ax.xaxis.get_major_formatter().set_useOffset(False)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
-    axes[0].set_yticks(range(len(order)))
-    axes[0].set_yticklabels(order)
-    axes[0].invert_yaxis()
-    axes[0].set_ylabel("Group")
+    _group_yaxis(axes[0], order)
     fig.tight_layout()
     return fig
 
@@ -181,7 +189,7 @@ def ablation_grid_figure(scores: pd.DataFrame, agg: pd.DataFrame, axes_keys: Seq
                 ax.scatter(xi + 0.15 + rng.uniform(-0.08, 0.08, len(s)), s[column], s=9, color=pal[xv], alpha=0.6, lw=0)
                 g = s["group"].iloc[0]
                 r = iqm.loc[g]
-                ax.errorbar(xi - 0.1, r["point"], yerr=[[r["point"] - r["lo"]], [r["hi"] - r["point"]]], fmt="D",
+                ax.errorbar(xi - 0.1, r["point"], yerr=_ci_err(r), fmt="D",
                             color=pal[xv], ms=3.5, capsize=2, lw=1.2, mec="black", mew=0.4)
             ax.set_xticks(range(len(xs)))
             ax.set_xticklabels(xs, rotation=30 if max(len(x) for x in xs) > 6 else 0)
@@ -242,9 +250,6 @@ def compute_figure(scores: pd.DataFrame, order: Sequence[str], palette: Mapping[
             v = scores.loc[scores["group"] == g, col].to_numpy(float)
             ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=9, color=palette[g], lw=0)
         ax.set_xlabel(label)
-    axs[0].set_yticks(range(len(order)))
-    axs[0].set_yticklabels(order)
-    axs[0].invert_yaxis()
-    axs[0].set_ylabel("Group")
+    _group_yaxis(axs[0], order)
     fig.tight_layout()
     return fig
