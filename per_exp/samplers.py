@@ -55,6 +55,15 @@ def _check_sample_args(batch_size: int, size: int, capacity: int) -> None:
         raise ValueError(f"size={size} exceeds the sampler capacity {capacity}")
 
 
+def _slots_and_td(slots, td_errors) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous int64 slots and float64 TD errors of the same length, as the kernels need."""
+    slots = np.ascontiguousarray(slots, dtype=np.int64).reshape(-1)
+    td = np.ascontiguousarray(td_errors, dtype=np.float64).reshape(-1)
+    if slots.shape != td.shape:
+        raise ValueError(f"update got {slots.size} slots but {td.size} TD errors")
+    return slots, td
+
+
 class UniformSampler:
     """Uniform replay without replacement (the seed's random.sample)."""
 
@@ -165,23 +174,25 @@ class _Prioritized:
                 w = is_weights(probs, size, beta, min_prob)
             else:
                 w = np.ones(batch_size, dtype=np.float32)
-        self._t_sample += time.perf_counter() - t0
-        self._w_sum += float(w.sum())
-        self._w_max = max(self._w_max, float(w.max()))
-        self._w_n += batch_size
+        self._record_batch(t0, float(w.sum()), float(w.max()), batch_size)
         return SampleBatch(idx, w)
 
     def update(self, slots: np.ndarray, td_errors: np.ndarray) -> None:
         t0 = time.perf_counter()
-        slots = np.ascontiguousarray(slots, dtype=np.int64).reshape(-1)
-        td = np.asarray(td_errors, dtype=np.float64).reshape(-1)
-        if slots.shape != td.shape:
-            raise ValueError(f"update got {slots.size} slots but {td.size} TD errors")
+        slots, td = _slots_and_td(slots, td_errors)
         if slots.size:
             prios = self._priorities(td)
             self._write(slots, prios, self.size)
             self.max_priority = max(self.max_priority, float(prios.max()))
         self._t_update += time.perf_counter() - t0
+
+    def _record_batch(self, t0: float, w_sum: float, w_max: float, n: int) -> None:
+        """Per-episode metrics of one drawn batch (time since t0, IS weight sum and max)."""
+        self._t_sample += time.perf_counter() - t0
+        self._w_sum += w_sum
+        if w_max > self._w_max:
+            self._w_max = w_max
+        self._w_n += n
 
     def _reset_counters(self) -> None:
         self._t_sample = self._t_update = self._w_sum = self._w_max = 0.0
@@ -303,19 +314,12 @@ class SumTreeSampler(_Prioritized):
         w_sum, w_max = _sample_weighted(
             tree.tree, tree.mins, tree.cap, u, self.cfg.stratified, beta, self._weight_mode, idx, w
         )
-        self._t_sample += time.perf_counter() - t0
-        self._w_sum += w_sum
-        if w_max > self._w_max:
-            self._w_max = w_max
-        self._w_n += batch_size
+        self._record_batch(t0, w_sum, w_max, batch_size)
         return SampleBatch(idx, w)
 
     def update(self, slots: np.ndarray, td_errors: np.ndarray) -> None:
         t0 = time.perf_counter()
-        slots = np.ascontiguousarray(slots, dtype=np.int64).reshape(-1)
-        td = np.ascontiguousarray(td_errors, dtype=np.float64).reshape(-1)
-        if slots.shape != td.shape:
-            raise ValueError(f"update got {slots.size} slots but {td.size} TD errors")
+        slots, td = _slots_and_td(slots, td_errors)
         tree = self.tree
         if slots.size > tree._scratch.size:
             tree._scratch = np.empty(slots.size, dtype=np.float64)
