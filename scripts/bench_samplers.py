@@ -83,7 +83,7 @@ def _time_op(op: Callable[[], None], repeats: int, target_s: float, warmup: int)
 
 def _per_exp_op(name: str, n: int, b: int, td0: np.ndarray, rng: np.random.Generator, **switches):
     from per_exp.config import SamplerConfig
-    from per_exp.samplers import make_sampler
+    from per_exp.engine.samplers import make_sampler
 
     cfg = replace(SamplerConfig(name=name), **switches)
     s = make_sampler(cfg, n, seed=0)

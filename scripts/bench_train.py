@@ -99,7 +99,7 @@ def machine() -> dict:
 # ----------------------------------------------------------------------------- throughput
 def time_trainer(seed: int, steps: int, backend: str) -> dict:
     """Run Trainer episodes until `steps` env steps (finishing the last episode), as Trainer.run does."""
-    from per_exp.loop import Trainer
+    from per_exp.engine.trainer import Trainer
 
     cfg = seed_notebook_config(seed, backend)
     rows: list[tuple[int, dict]] = []
@@ -212,9 +212,9 @@ def print_throughput(out: dict) -> None:
 # ----------------------------------------------------------------------------- one update
 def update_microbench(n: int, with_compile: bool) -> dict:
     """CPU microseconds per DDQN update at batch 32 (seed network): eager torch, fused, and torch.compile."""
-    from per_exp.agent import DDQNAgent, double_dqn_targets, weighted_huber
+    from per_exp.engine.agent import DDQNAgent, double_dqn_targets, weighted_huber
     from per_exp.config import NetworkConfig
-    from per_exp.replay import Batch
+    from per_exp.engine.replay import Batch
 
     rng = np.random.default_rng(0)
     b = Batch(rng.normal(size=(32, 4)).astype(np.float32), rng.integers(0, 2, 32),
@@ -271,7 +271,7 @@ def _learning_job(job: tuple[str, int]) -> dict:
         r = run_replica(seed)
         solved, episodes, steps = r.solved_episode, r.episodes, r.total_env_steps
     else:
-        from per_exp.loop import Trainer
+        from per_exp.engine.trainer import Trainer
 
         s = Trainer(seed_notebook_config(seed, kind)).run()
         solved, episodes, steps = s.solved_episode, s.episodes, s.total_env_steps

@@ -29,7 +29,7 @@ _spec = os.environ.get("PER_EXP_TEST_SIGNAL")
 if _spec:
     _label, _episode, _signum = _spec.rsplit(":", 2)
     import time
-    import per_exp.loop as _loop
+    import per_exp.engine.trainer as _loop
 
     _orig = _loop.Trainer.run_episode
 

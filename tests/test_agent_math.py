@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from per_exp.agent import DDQNAgent, double_dqn_targets, weighted_huber
+from per_exp.engine.agent import DDQNAgent, double_dqn_targets, weighted_huber
 from per_exp.config import NetworkConfig
-from per_exp.networks import QNetwork
-from per_exp.replay import Batch
+from per_exp.engine.networks import QNetwork
+from per_exp.engine.replay import Batch
 
 
 def test_double_dqn_target_uses_online_argmax_and_target_value():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import compose
-from per_exp.loop import Trainer
+from per_exp.engine.trainer import Trainer
 
 
 @pytest.mark.parametrize("preset", [["sampler=sumtree"], ["sampler=uniform"], ["experiment=seed_notebook"]])

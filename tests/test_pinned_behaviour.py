@@ -17,7 +17,7 @@ import pytest
 
 from conftest import CONF_DIR, compose, run_cli
 from per_exp import tracking
-from per_exp.loop import Trainer
+from per_exp.engine.trainer import Trainer
 
 # name -> (overrides, episodes, lengths). Seeds and switches cover every sampler,
 # both networks, both envs, both update backends and the step-based schedules.

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from per_exp.priorities import beta_at, check_priorities, is_weights, priorities_from_td
+from per_exp.engine.priorities import beta_at, check_priorities, is_weights, priorities_from_td
 
 
 def test_priorities_are_abs_td_plus_eps_to_the_alpha():

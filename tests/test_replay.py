@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from per_exp.replay import ReplayBuffer
+from per_exp.engine.replay import ReplayBuffer
 
 
 def _fill(buf: ReplayBuffer, n: int) -> list[int]:

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from scipy.stats import chisquare
 
 from per_exp.config import ConfigError, SamplerConfig, validate
-from per_exp.priorities import is_weights, priorities_from_td
-from per_exp.rankorder import RankOrder
-from per_exp.samplers import make_sampler
+from per_exp.engine.priorities import is_weights, priorities_from_td
+from per_exp.engine.rankorder import RankOrder
+from per_exp.engine.samplers import make_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 PRIORITIZED = ["linear_scan", "sumtree", "rank"]
@@ -382,7 +382,7 @@ TRAINER_CASES = [
 
 @pytest.mark.parametrize("overrides", TRAINER_CASES, ids=[" ".join(o) for o in TRAINER_CASES])
 def test_trainer_runs_with_every_sampler_and_switch(overrides):
-    from per_exp.loop import Trainer
+    from per_exp.engine.trainer import Trainer
 
     cfg = _compose(
         overrides

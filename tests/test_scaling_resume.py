@@ -15,7 +15,7 @@ from scaling_fixtures import (
 )
 
 from per_exp import checkpoint
-from per_exp.loop import Trainer
+from per_exp.engine.trainer import Trainer
 
 
 def _deterministic(metrics: dict) -> dict:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import compose
-from per_exp.envs import shaped_reward, stored_terminal
-from per_exp.loop import Trainer
+from per_exp.engine.envs import shaped_reward, stored_terminal
+from per_exp.engine.trainer import Trainer
 
 SEED = ["experiment=seed_notebook", "tracking.enabled=false"]
 
@@ -97,7 +97,7 @@ def test_target_starts_from_its_own_init_in_the_seed_preset():
 
 
 def test_scan_returns_the_successor_slot_only_with_the_seed_switch():
-    from per_exp.samplers import make_sampler
+    from per_exp.engine.samplers import make_sampler
 
     for off_by_one, expected in ((False, 2), (True, 3)):
         cfg = compose(SEED + [f"sampler.scan_off_by_one={str(off_by_one).lower()}", "sampler.eps=0"]).sampler

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from conftest import compose
-from per_exp.agent import DDQNAgent
+from per_exp.engine.agent import DDQNAgent
 from per_exp.config import ConfigError, NetworkConfig, validate
-from per_exp.replay import Batch
+from per_exp.engine.replay import Batch
 
 
 def _pair(name: str, hidden: int, layers: int, obs_dim: int = 4, n_actions: int = 2):

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from per_exp.priorities import is_weights, priorities_from_td
-from per_exp.sumtree import SumTree
+from per_exp.engine.priorities import is_weights, priorities_from_td
+from per_exp.engine.sumtree import SumTree
 
 
 def _check_invariants(t: SumTree, model: dict[int, float]) -> None:

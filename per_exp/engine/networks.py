@@ -36,7 +36,7 @@ def build_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> QNetwork:
 def flatten_parameters(net: nn.Module) -> torch.Tensor:
     """Move every parameter into one contiguous float32 vector and make the parameters views of it.
 
-    The order is ``net.parameters()``, which `per_exp.fused` relies on. The
+    The order is ``net.parameters()``, which `per_exp.engine.ddqn_kernel` relies on. The
     module, its state_dict and in-place `load_state_dict` keep working;
     the returned vector (and its `.numpy()` view) sees every change.
     """

@@ -1,7 +1,7 @@
 """The training loop: env + agent + replay + sampler, with no knowledge of MLflow.
 
 Metrics leave through a `sink` callable (episode, dict) so the loop stays
-testable without a tracking store; `train.py` plugs the MLflow logger in.
+testable without a tracking store; `per_exp.job` plugs the MLflow logger in.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from per_exp.agent import DDQNAgent
+from per_exp.engine.agent import DDQNAgent
 from per_exp.config import Config
-from per_exp.envs import make_env, shaped_reward, stored_terminal
-from per_exp.priorities import beta_at
-from per_exp.replay import ReplayBuffer
-from per_exp.samplers import UniformSampler, make_sampler
+from per_exp.engine.envs import make_env, shaped_reward, stored_terminal
+from per_exp.engine.priorities import beta_at
+from per_exp.engine.replay import ReplayBuffer
+from per_exp.engine.samplers import UniformSampler, make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Trainer:
     ):
         self.cfg = cfg
         self.sink = sink
-        # called between episodes every cfg.checkpoint.every_episodes; train.py saves state_dict() there
+        # called between episodes every cfg.checkpoint.every_episodes; per_exp.job saves state_dict() there
         self.on_checkpoint = on_checkpoint
         self.label = run_label
         torch.set_num_threads(cfg.torch_threads)

@@ -1,4 +1,4 @@
-"""Hydra callback that turns a multirun into one MLflow sweep.
+"""The sweep manager: the Hydra callback that turns a multirun into one MLflow sweep.
 
 Runs on the launching machine before any job starts: it composes and
 validates every job's config (bad input fails before any run exists), makes

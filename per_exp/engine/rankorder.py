@@ -23,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from per_exp.sumtree import validated_writes
+from per_exp.engine.sumtree import validated_writes
 
 
 @numba.njit(cache=True, nogil=True)

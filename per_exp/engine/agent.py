@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from per_exp.config import NetworkConfig
-from per_exp.networks import build_network, flatten_parameters
-from per_exp.replay import Batch
+from per_exp.engine.networks import build_network, flatten_parameters
+from per_exp.engine.replay import Batch
 
 BACKENDS = ("fused", "torch")
 
@@ -47,7 +47,7 @@ class DDQNAgent:
     """Online and target Q-networks, Adam, epsilon-greedy acting.
 
     ``backend="torch"`` runs the update as eager autograd (the reference);
-    ``backend="fused"`` runs the same math as one numba call (`per_exp.fused`)
+    ``backend="fused"`` runs the same math as one numba call (`per_exp.engine.ddqn_kernel`)
     on flat parameter vectors that the torch modules and Adam's state view,
     so state_dict/load_state_dict and the TD refresh stay plain torch.
     """
@@ -82,7 +82,7 @@ class DDQNAgent:
 
     # -- fused backend ----------------------------------------------------
     def _init_fused(self, net_cfg: NetworkConfig, obs_dim: int) -> None:
-        from per_exp import fused  # numba import and JIT only when asked for
+        from per_exp.engine import ddqn_kernel as fused  # numba import and JIT only when asked for
 
         self._fused = fused
         self._layout = (obs_dim, net_cfg.hidden, net_cfg.layers, self.n_actions, net_cfg.name == "dueling")

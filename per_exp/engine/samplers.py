@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from per_exp.config import SAMPLERS, ConfigError, SamplerConfig
-from per_exp.priorities import check_priorities, is_weights, priorities_from_td
-from per_exp.rankorder import RankOrder
-from per_exp.sumtree import SumTree, _sample_weighted, _update_from_td
+from per_exp.engine.priorities import check_priorities, is_weights, priorities_from_td
+from per_exp.engine.rankorder import RankOrder
+from per_exp.engine.sumtree import SumTree, _sample_weighted, _update_from_td
 
 
 @dataclass
