@@ -63,8 +63,11 @@ def _legend_below(ax, n: int) -> None:
 
 
 def learning_curves_figure(
-    bands: Mapping[str, tuple], palette: Mapping[str, tuple], success_length: Optional[float] = None,
-    window: int = 10, aggregate: str = "IQM",
+    bands: Mapping[str, tuple],
+    palette: Mapping[str, tuple],
+    success_length: Optional[float] = None,
+    window: int = 10,
+    aggregate: str = "IQM",
 ):
     """``bands[group] = (point, lo, hi)`` over the common episode grid."""
     fig, ax = plt.subplots(figsize=(FULL_WIDTH * 0.75, 3.0))
@@ -74,8 +77,9 @@ def learning_curves_figure(
         ax.fill_between(x, lo, hi, color=palette[g], alpha=0.2, lw=0)
     if success_length:
         ax.axhline(success_length, color="0.4", ls=":", lw=0.8)
-        ax.annotate("success length", (0, success_length), xytext=(2, 2), textcoords="offset points",
-                    fontsize=6, color="0.3")
+        ax.annotate(
+            "success length", (0, success_length), xytext=(2, 2), textcoords="offset points", fontsize=6, color="0.3"
+        )
     ax.set_xlabel("Episode")
     ax.set_ylabel(f"Episode length (steps, rolling mean of {window})")
     ax.set_title(f"Learning curves: {aggregate} across seeds, 95% bootstrap CI")
@@ -93,7 +97,6 @@ def _ticklabels_with_solved(scores: pd.DataFrame, order: Sequence[str]) -> list[
     return out
 
 
-
 def _ci_err(r) -> list[list[float]]:
     """Asymmetric error-bar extents of a row with point, lo, hi."""
     return [[r["point"] - r["lo"]], [r["hi"] - r["point"]]]
@@ -107,8 +110,9 @@ def _group_yaxis(ax, labels: Sequence[str]) -> None:
     ax.set_ylabel("Group")
 
 
-def episodes_to_solve_figure(scores: pd.DataFrame, agg: pd.DataFrame, order: Sequence[str],
-                             palette: Mapping[str, tuple]):
+def episodes_to_solve_figure(
+    scores: pd.DataFrame, agg: pd.DataFrame, order: Sequence[str], palette: Mapping[str, tuple]
+):
     """Points per seed (crosses: never solved, at the cap) and IQM with 95% CI per group."""
     h = max(1.6, 0.45 * len(order) + 0.9)
     fig, ax = plt.subplots(figsize=(FULL_WIDTH * 0.75, h))
@@ -119,14 +123,38 @@ def episodes_to_solve_figure(scores: pd.DataFrame, agg: pd.DataFrame, order: Seq
         jitter = rng.uniform(-0.12, 0.12, len(s))
         solved = s["solved"].to_numpy(bool)
         y = i + 0.18 + jitter
-        ax.scatter(s["episodes_to_solve"][solved], y[solved], s=12, color=palette[g], alpha=0.7, lw=0,
-                   label="seed (solved)" if i == 0 else None)
-        ax.scatter(s["episodes_to_solve"][~solved], y[~solved], s=14, color=palette[g], marker="x", lw=0.9,
-                   label="seed (never solved: cap)" if i == 0 else None)
+        ax.scatter(
+            s["episodes_to_solve"][solved],
+            y[solved],
+            s=12,
+            color=palette[g],
+            alpha=0.7,
+            lw=0,
+            label="seed (solved)" if i == 0 else None,
+        )
+        ax.scatter(
+            s["episodes_to_solve"][~solved],
+            y[~solved],
+            s=14,
+            color=palette[g],
+            marker="x",
+            lw=0.9,
+            label="seed (never solved: cap)" if i == 0 else None,
+        )
         r = iqm.loc[g]
-        ax.errorbar(r["point"], i - 0.15, xerr=_ci_err(r),
-                    fmt="D", color=palette[g], ms=4, capsize=2, lw=1.2, mec="black", mew=0.5,
-                    label="IQM, 95% CI" if i == 0 else None)
+        ax.errorbar(
+            r["point"],
+            i - 0.15,
+            xerr=_ci_err(r),
+            fmt="D",
+            color=palette[g],
+            ms=4,
+            capsize=2,
+            lw=1.2,
+            mec="black",
+            mew=0.5,
+            label="IQM, 95% CI" if i == 0 else None,
+        )
     caps = scores["cap"].unique()
     if len(caps) == 1:
         ax.axvline(caps[0], color="0.4", ls=":", lw=0.8)
@@ -136,8 +164,13 @@ def episodes_to_solve_figure(scores: pd.DataFrame, agg: pd.DataFrame, order: Seq
     return fig
 
 
-def aggregates_figure(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, str], order: Sequence[str],
-                      palette: Mapping[str, tuple], aggregate: str = "IQM"):
+def aggregates_figure(
+    tables: Mapping[str, pd.DataFrame],
+    labels: Mapping[str, str],
+    order: Sequence[str],
+    palette: Mapping[str, tuple],
+    aggregate: str = "IQM",
+):
     """One panel per score: the aggregate per group with its 95% CI."""
     n = len(tables)
     fig, axes = plt.subplots(1, n, figsize=(FULL_WIDTH, max(1.5, 0.35 * len(order) + 0.9)), sharey=True)
@@ -146,8 +179,7 @@ def aggregates_figure(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, s
         t = table[table["aggregate"] == aggregate].set_index("group")
         for i, g in enumerate(order):
             r = t.loc[g]
-            ax.errorbar(r["point"], i, xerr=_ci_err(r), fmt="o",
-                        color=palette[g], ms=4, capsize=2, lw=1.5)
+            ax.errorbar(r["point"], i, xerr=_ci_err(r), fmt="o", color=palette[g], ms=4, capsize=2, lw=1.5)
         ax.set_xlabel(labels[score])
         ax.set_title(f"{aggregate}, 95% CI")
         ax.xaxis.get_major_formatter().set_useOffset(False)
@@ -157,9 +189,14 @@ def aggregates_figure(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, s
     return fig
 
 
-def ablation_grid_figure(scores: pd.DataFrame, agg: pd.DataFrame, axes_keys: Sequence[str],
-                         values: Mapping[str, list], column: str = "episodes_to_solve",
-                         ylabel: str = "Episodes to solve"):
+def ablation_grid_figure(
+    scores: pd.DataFrame,
+    agg: pd.DataFrame,
+    axes_keys: Sequence[str],
+    values: Mapping[str, list],
+    column: str = "episodes_to_solve",
+    ylabel: str = "Episodes to solve",
+):
     """Facets for >= 2 axes: x = first axis, columns = second, rows = the rest (combined).
 
     Points per seed and the IQM with 95% CI of every cell.
@@ -172,8 +209,13 @@ def ablation_grid_figure(scores: pd.DataFrame, agg: pd.DataFrame, axes_keys: Seq
     cols = values[col_key]
     xs = values[x_key]
     pal = colors(xs)
-    fig, axs = plt.subplots(len(row_vals), len(cols), figsize=(min(FULL_WIDTH, 1.9 * len(cols) + 0.6),
-                            1.9 * len(row_vals) + 0.5), sharey=True, squeeze=False)
+    fig, axs = plt.subplots(
+        len(row_vals),
+        len(cols),
+        figsize=(min(FULL_WIDTH, 1.9 * len(cols) + 0.6), 1.9 * len(row_vals) + 0.5),
+        sharey=True,
+        squeeze=False,
+    )
     iqm = agg[agg["aggregate"] == "IQM"].set_index("group")
     rng = np.random.default_rng(0)
     for ri, rv in enumerate(row_vals):
@@ -189,8 +231,18 @@ def ablation_grid_figure(scores: pd.DataFrame, agg: pd.DataFrame, axes_keys: Seq
                 ax.scatter(xi + 0.15 + rng.uniform(-0.08, 0.08, len(s)), s[column], s=9, color=pal[xv], alpha=0.6, lw=0)
                 g = s["group"].iloc[0]
                 r = iqm.loc[g]
-                ax.errorbar(xi - 0.1, r["point"], yerr=_ci_err(r), fmt="D",
-                            color=pal[xv], ms=3.5, capsize=2, lw=1.2, mec="black", mew=0.4)
+                ax.errorbar(
+                    xi - 0.1,
+                    r["point"],
+                    yerr=_ci_err(r),
+                    fmt="D",
+                    color=pal[xv],
+                    ms=3.5,
+                    capsize=2,
+                    lw=1.2,
+                    mec="black",
+                    mew=0.4,
+                )
             ax.set_xticks(range(len(xs)))
             ax.set_xticklabels(xs, rotation=30 if max(len(x) for x in xs) > 6 else 0)
             title = f"{short(col_key)}={cv}"
@@ -208,9 +260,21 @@ def improvement_figure(matrix: pd.DataFrame, order: Sequence[str], what: str = "
     m = matrix.pivot(index="x", columns="y", values="p").reindex(index=order, columns=order)
     size = max(2.6, 0.6 * len(order) + 1.6)
     fig, ax = plt.subplots(figsize=(min(FULL_WIDTH, size + 0.8), min(FULL_WIDTH, size)))
-    sns.heatmap(m, ax=ax, vmin=0, vmax=1, center=0.5, cmap="vlag_r", annot=True, fmt=".2f", square=True,
-                cbar_kws={"label": "P(X better than Y)", "shrink": 0.8}, annot_kws={"fontsize": 7},
-                linewidths=0.5, linecolor="white")
+    sns.heatmap(
+        m,
+        ax=ax,
+        vmin=0,
+        vmax=1,
+        center=0.5,
+        cmap="vlag_r",
+        annot=True,
+        fmt=".2f",
+        square=True,
+        cbar_kws={"label": "P(X better than Y)", "shrink": 0.8},
+        annot_kws={"fontsize": 7},
+        linewidths=0.5,
+        linecolor="white",
+    )
     ax.grid(False)
     ax.set_xlabel("Y (compared against)")
     ax.set_ylabel("X")
@@ -222,8 +286,13 @@ def improvement_figure(matrix: pd.DataFrame, order: Sequence[str], what: str = "
     return fig
 
 
-def profile_figure(profile: pd.DataFrame, order: Sequence[str], palette: Mapping[str, tuple],
-                   xlabel: str = "τ (episodes)", ylabel: str = "Fraction of runs solved within τ episodes"):
+def profile_figure(
+    profile: pd.DataFrame,
+    order: Sequence[str],
+    palette: Mapping[str, tuple],
+    xlabel: str = "τ (episodes)",
+    ylabel: str = "Fraction of runs solved within τ episodes",
+):
     """Performance profile (run-score distribution) with pointwise 95% bootstrap bands."""
     fig, ax = plt.subplots(figsize=(FULL_WIDTH * 0.6, 2.8))
     for g in order:
@@ -241,8 +310,7 @@ def profile_figure(profile: pd.DataFrame, order: Sequence[str], palette: Mapping
 def compute_figure(scores: pd.DataFrame, order: Sequence[str], palette: Mapping[str, tuple]):
     """Wall time and env steps per second per group: one dot per seed, bar = mean."""
     fig, axs = plt.subplots(1, 2, figsize=(FULL_WIDTH, max(1.5, 0.35 * len(order) + 0.9)), sharey=True)
-    for ax, col, label in ((axs[0], "wall_seconds", "Wall time per run (s)"),
-                           (axs[1], "sps", "Env steps per second")):
+    for ax, col, label in ((axs[0], "wall_seconds", "Wall time per run (s)"), (axs[1], "sps", "Env steps per second")):
         means = [scores.loc[scores["group"] == g, col].mean() for g in order]
         ax.barh(range(len(order)), means, color=[palette[g] for g in order], alpha=0.35, height=0.6)
         rng = np.random.default_rng(0)

@@ -103,8 +103,9 @@ def analyse(loaded: Loaded, reps: int = REPS, seed: int = 0, grid_episodes: Opti
     # solved_episode <= cap - 1 < cap (the unsolved score), so a never-solved run never counts as solved
     cap = int(scores["cap"].max())
     taus = np.arange(0, cap)
-    profile = performance_profile(by_group(scores, ets.column, order), taus, higher_is_better=False,
-                                  reps=min(reps, 1000), seed=seed)
+    profile = performance_profile(
+        by_group(scores, ets.column, order), taus, higher_is_better=False, reps=min(reps, 1000), seed=seed
+    )
     smooth = rolling(curves, ROLLING_WINDOW)
     bands = {}
     for g in order:
@@ -134,22 +135,31 @@ def make_figures(res: dict, runs: pd.DataFrame, out: Path) -> dict:
         success = float(runs["params.env.success_length"].iloc[0])
     written = {}
     written["learning_curves"] = plots.save(
-        plots.learning_curves_figure(res["bands"], palette, success, ROLLING_WINDOW), figdir, "learning_curves")
+        plots.learning_curves_figure(res["bands"], palette, success, ROLLING_WINDOW), figdir, "learning_curves"
+    )
     written["episodes_to_solve"] = plots.save(
         plots.episodes_to_solve_figure(scores, res["tables"]["episodes_to_solve"], order, palette),
-        figdir, "episodes_to_solve")
+        figdir,
+        "episodes_to_solve",
+    )
     written["aggregates"] = plots.save(
         plots.aggregates_figure(res["tables"], {k: SCORES[k].short for k in SCORES}, order, palette),
-        figdir, "aggregates")
+        figdir,
+        "aggregates",
+    )
     if len(res["axes"].axes) >= 2:
         written["ablation_grid"] = plots.save(
             plots.ablation_grid_figure(scores, res["tables"]["episodes_to_solve"], res["axes"].axes, res["values"]),
-            figdir, "ablation_grid")
+            figdir,
+            "ablation_grid",
+        )
     if len(order) > 1:
         written["probability_of_improvement"] = plots.save(
-            plots.improvement_figure(res["improvement"], order), figdir, "probability_of_improvement")
+            plots.improvement_figure(res["improvement"], order), figdir, "probability_of_improvement"
+        )
     written["performance_profile"] = plots.save(
-        plots.profile_figure(res["profile"], order, palette), figdir, "performance_profile")
+        plots.profile_figure(res["profile"], order, palette), figdir, "performance_profile"
+    )
     written["compute"] = plots.save(plots.compute_figure(scores, order, palette), figdir, "compute")
     return written
 
@@ -163,30 +173,50 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     seeds = sorted(set(runs["params.seed"].astype(str)), key=lambda s: (len(s), s)) if "params.seed" in runs else []
     L = [f"# Sweep report: {loaded.experiment_name}", ""]
-    L.append(f"Generated {now} from `{loaded.tracking_uri}`; "
-             + (f"sweep (parent run) `{loaded.sweep_id}`." if loaded.sweep_id else "all runs of the experiment."))
+    L.append(
+        f"Generated {now} from `{loaded.tracking_uri}`; "
+        + (f"sweep (parent run) `{loaded.sweep_id}`." if loaded.sweep_id else "all runs of the experiment.")
+    )
     L.append("")
     commits = sorted(set(runs.get("tags.git.commit", pd.Series(dtype=str)).dropna()))
     dirty = runs.get("tags.git.dirty", pd.Series(dtype=str)).astype(str).str.lower().isin(["true", "1"]).any()
     if commits:
-        L.append(f"Code: git commit {', '.join(c[:12] for c in commits)}" + (" (some runs from a dirty tree)" if dirty else "") + ".")
+        L.append(
+            f"Code: git commit {', '.join(c[:12] for c in commits)}"
+            + (" (some runs from a dirty tree)" if dirty else "")
+            + "."
+        )
         L.append("")
     L += ["## Runs", ""]
-    L.append(f"**{len(runs)} runs** used out of {loaded.n_found} job runs found; "
-             f"**{len(order)} group{'s' if len(order) != 1 else ''}**; "
-             f"{len(seeds)} distinct seeds ({', '.join(seeds)}). The seed is the replicate.")
+    L.append(
+        f"**{len(runs)} runs** used out of {loaded.n_found} job runs found; "
+        f"**{len(order)} group{'s' if len(order) != 1 else ''}**; "
+        f"{len(seeds)} distinct seeds ({', '.join(seeds)}). The seed is the replicate."
+    )
     L.append("")
-    per_group = pd.DataFrame([
-        {"group": g, "runs": int((scores["group"] == g).sum()),
-         "seeds": ", ".join(sorted(scores.loc[scores["group"] == g, "seed"].astype(str), key=lambda s: (len(s), s)))}
-        for g in order])
+    per_group = pd.DataFrame(
+        [
+            {
+                "group": g,
+                "runs": int((scores["group"] == g).sum()),
+                "seeds": ", ".join(
+                    sorted(scores.loc[scores["group"] == g, "seed"].astype(str), key=lambda s: (len(s), s))
+                ),
+            }
+            for g in order
+        ]
+    )
     L += [md_table(per_group), ""]
     L += ["### Left out", ""]
     if loaded.left_out.empty:
         L += ["No run was left out.", ""]
     else:
-        L += [f"{len(loaded.left_out)} run(s) were left out of every statistic and figure:", "",
-              md_table(loaded.left_out[["run_id", "run_name", "status", "reason"]]), ""]
+        L += [
+            f"{len(loaded.left_out)} run(s) were left out of every statistic and figure:",
+            "",
+            md_table(loaded.left_out[["run_id", "run_name", "status", "reason"]]),
+            "",
+        ]
     for note in loaded.notes:
         L += [f"Note: {note}.", ""]
 
@@ -198,61 +228,116 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
             L.append(f"- `{a}`: {', '.join(res['values'][a])}")
         if axes.aliases:
             L.append("")
-            L.append("Params that only follow an axis (folded into it): "
-                     + ", ".join(f"`{k}` (follows `{v}`)" for k, v in sorted(axes.aliases.items())) + ".")
+            L.append(
+                "Params that only follow an axis (folded into it): "
+                + ", ".join(f"`{k}` (follows `{v}`)" for k, v in sorted(axes.aliases.items()))
+                + "."
+            )
     else:
         L.append("No param varies across these runs: one group, `all`.")
     L.append("")
 
-    L += ["## Scores", "",
-          f"- **Episodes to solve** (lower is better): the episode index at which the solve rule fired "
-          f"(`solved_episode`); a run that never solved counts as its cap `max_episodes`. "
-          f"The fraction solved is shown beside it.",
-          f"- **AUC** (higher is better): mean episode length over the common grid of episodes "
-          f"0..{res['grid_len'] - 1}; a run that stopped because it solved continues at its final rolling level "
-          f"(mean of its last {ROLLING_WINDOW} episode lengths).",
-          f"- **Final length** (higher is better): mean length of each run's own last {ROLLING_WINDOW} episodes.",
-          "",
-          f"Aggregates over runs of a group: interquartile mean (IQM, mean of the middle 50%), mean, median; "
-          f"95% CIs from a percentile stratified bootstrap over runs ({reps} resamples). "
-          f"A group with one run has no CI.", ""]
+    L += [
+        "## Scores",
+        "",
+        f"- **Episodes to solve** (lower is better): the episode index at which the solve rule fired "
+        f"(`solved_episode`); a run that never solved counts as its cap `max_episodes`. "
+        f"The fraction solved is shown beside it.",
+        f"- **AUC** (higher is better): mean episode length over the common grid of episodes "
+        f"0..{res['grid_len'] - 1}; a run that stopped because it solved continues at its final rolling level "
+        f"(mean of its last {ROLLING_WINDOW} episode lengths).",
+        f"- **Final length** (higher is better): mean length of each run's own last {ROLLING_WINDOW} episodes.",
+        "",
+        f"Aggregates over runs of a group: interquartile mean (IQM, mean of the middle 50%), mean, median; "
+        f"95% CIs from a percentile stratified bootstrap over runs ({reps} resamples). "
+        f"A group with one run has no CI.",
+        "",
+    ]
     for name, sc in SCORES.items():
-        L += [f"### {sc.label}" + (" (lower is better)" if not sc.higher_is_better else ""), "",
-              md_table(score_table(res["tables"][name], scores, order, with_solved=(name == "episodes_to_solve"))), ""]
-    L += [_fig("episodes_to_solve", "Episodes to solve: one dot per seed (x: never solved, plotted at the cap), "
-               "diamond: IQM with 95% CI."), _fig("aggregates", "IQM of each score with 95% CI.")]
+        L += [
+            f"### {sc.label}" + (" (lower is better)" if not sc.higher_is_better else ""),
+            "",
+            md_table(score_table(res["tables"][name], scores, order, with_solved=(name == "episodes_to_solve"))),
+            "",
+        ]
+    L += [
+        _fig(
+            "episodes_to_solve",
+            "Episodes to solve: one dot per seed (x: never solved, plotted at the cap), diamond: IQM with 95% CI.",
+        ),
+        _fig("aggregates", "IQM of each score with 95% CI."),
+    ]
     if "ablation_grid" in written:
-        L += ["## Ablation grid", "", _fig("ablation_grid", "Episodes to solve per cell of the ablation: "
-              "IQM with 95% CI (diamonds) and seeds (dots).")]
-    L += ["## Learning curves", "",
-          _fig("learning_curves", f"{CURVE_METRIC} per episode (rolling mean of {ROLLING_WINDOW}), "
-               "IQM across seeds with 95% bootstrap band; solved runs continue at their final rolling level.")]
+        L += [
+            "## Ablation grid",
+            "",
+            _fig(
+                "ablation_grid",
+                "Episodes to solve per cell of the ablation: IQM with 95% CI (diamonds) and seeds (dots).",
+            ),
+        ]
+    L += [
+        "## Learning curves",
+        "",
+        _fig(
+            "learning_curves",
+            f"{CURVE_METRIC} per episode (rolling mean of {ROLLING_WINDOW}), "
+            "IQM across seeds with 95% bootstrap band; solved runs continue at their final rolling level.",
+        ),
+    ]
     L += ["## Probability of improvement", ""]
     if len(order) > 1:
         imp = res["improvement"]
-        t = pd.DataFrame({"X": imp["x"], "Y": imp["y"],
-                          "P(X solves in fewer episodes than Y) [95% CI]":
-                              [fmt_ci(p, lo, hi, 2) for p, lo, hi in zip(imp["p"], imp["lo"], imp["hi"])]})
-        L += ["P(X > Y) = probability that a random run of X solves in fewer episodes than a random run of Y "
-              "(ties count one half); 0.5 = no difference. CIs from a stratified bootstrap of both groups.", "",
-              md_table(t), "", _fig("probability_of_improvement", "P(row group better than column group), "
-                                    "episodes to solve.")]
+        t = pd.DataFrame(
+            {
+                "X": imp["x"],
+                "Y": imp["y"],
+                "P(X solves in fewer episodes than Y) [95% CI]": [
+                    fmt_ci(p, lo, hi, 2) for p, lo, hi in zip(imp["p"], imp["lo"], imp["hi"])
+                ],
+            }
+        )
+        L += [
+            "P(X > Y) = probability that a random run of X solves in fewer episodes than a random run of Y "
+            "(ties count one half); 0.5 = no difference. CIs from a stratified bootstrap of both groups.",
+            "",
+            md_table(t),
+            "",
+            _fig("probability_of_improvement", "P(row group better than column group), episodes to solve."),
+        ]
     else:
         L += ["Only one group: nothing to compare.", ""]
-    L += ["## Performance profile", "",
-          _fig("performance_profile", "Fraction of runs solved within τ episodes (empirical distribution of "
-               "episodes to solve), with pointwise 95% bootstrap bands. Higher and further left is better.")]
+    L += [
+        "## Performance profile",
+        "",
+        _fig(
+            "performance_profile",
+            "Fraction of runs solved within τ episodes (empirical distribution of "
+            "episodes to solve), with pointwise 95% bootstrap bands. Higher and further left is better.",
+        ),
+    ]
     L += ["## Compute", ""]
-    comp = pd.DataFrame([{
-        "group": g,
-        "wall time per run, s (mean)": _num(scores.loc[scores["group"] == g, "wall_seconds"].mean()),
-        "env steps/s (mean)": _num(scores.loc[scores["group"] == g, "sps"].mean(), 0),
-        "env steps per run (mean)": _num(scores.loc[scores["group"] == g, "total_env_steps"].mean(), 0),
-    } for g in order])
+    comp = pd.DataFrame(
+        [
+            {
+                "group": g,
+                "wall time per run, s (mean)": _num(scores.loc[scores["group"] == g, "wall_seconds"].mean()),
+                "env steps/s (mean)": _num(scores.loc[scores["group"] == g, "sps"].mean(), 0),
+                "env steps per run (mean)": _num(scores.loc[scores["group"] == g, "total_env_steps"].mean(), 0),
+            }
+            for g in order
+        ]
+    )
     L += [md_table(comp), "", _fig("compute", "Wall time and env steps per second per run (dots: seeds, bar: mean).")]
     if axes.constant:
-        L += ["## Fixed configuration", "", "Params equal in every run used:", "",
-              md_table(pd.DataFrame(sorted(axes.constant.items()), columns=["param", "value"])), ""]
+        L += [
+            "## Fixed configuration",
+            "",
+            "Params equal in every run used:",
+            "",
+            md_table(pd.DataFrame(sorted(axes.constant.items()), columns=["param", "value"])),
+            "",
+        ]
     return "\n".join(L) + "\n"
 
 
@@ -281,9 +366,18 @@ def render_html(md_text: str, title: str) -> str:
 # --------------------------------------------------------------------------- CLI
 
 
-def build_report(experiment: str, out: Path, sweep: Optional[str] = None, tracking_uri: Optional[str] = None,
-                 reps: int = REPS, seed: int = 0, grid_episodes: Optional[int] = None, ignore=(),
-                 log: bool = True, progress: bool = True) -> dict:
+def build_report(
+    experiment: str,
+    out: Path,
+    sweep: Optional[str] = None,
+    tracking_uri: Optional[str] = None,
+    reps: int = REPS,
+    seed: int = 0,
+    grid_episodes: Optional[int] = None,
+    ignore=(),
+    log: bool = True,
+    progress: bool = True,
+) -> dict:
     loaded = load_runs(experiment, sweep=sweep, tracking_uri=tracking_uri, progress=progress)
     if progress:
         print(f"analysis: statistics ({reps} bootstrap resamples) and figures", file=sys.stderr, flush=True)
@@ -315,13 +409,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="per-cartpole", help="MLflow experiment name (default: per-cartpole)")
     p.add_argument("--sweep", default=None, help="parent run id of one sweep (default: all runs of the experiment)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
     p.add_argument("--out", default=None, help="output folder (default: reports/<experiment>)")
     p.add_argument("--reps", type=int, default=REPS, help=f"bootstrap resamples (default {REPS})")
     p.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
-    p.add_argument("--grid-episodes", type=int, default=None,
-                   help="length of the common episode grid (default: the longest run)")
+    p.add_argument(
+        "--grid-episodes", type=int, default=None, help="length of the common episode grid (default: the longest run)"
+    )
     p.add_argument("--ignore-param", action="append", default=[], help="param never to treat as an axis (repeatable)")
     p.add_argument("--no-log", action="store_true", help="do not log the report to the sweep's parent run")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -340,9 +438,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("error: --grid-episodes must be at least 1", file=sys.stderr)
         return 2
     try:
-        r = build_report(args.experiment, out, sweep=args.sweep, tracking_uri=args.tracking_uri, reps=args.reps,
-                         seed=args.seed, grid_episodes=args.grid_episodes, ignore=tuple(args.ignore_param),
-                         log=not args.no_log, progress=not args.quiet)
+        r = build_report(
+            args.experiment,
+            out,
+            sweep=args.sweep,
+            tracking_uri=args.tracking_uri,
+            reps=args.reps,
+            seed=args.seed,
+            grid_episodes=args.grid_episodes,
+            ignore=tuple(args.ignore_param),
+            log=not args.no_log,
+            progress=not args.quiet,
+        )
     except LoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -351,8 +458,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: MLflow: {msg}", file=sys.stderr)
         return 2
     where = f"; logged to run {r['logged_to']} under report/" if r["logged_to"] else ""
-    print(f"report: {out / 'report.md'} and {out / 'report.html'} "
-          f"({sum(len(v) for v in r['written'].values())} figure files){where}")
+    print(
+        f"report: {out / 'report.md'} and {out / 'report.html'} "
+        f"({sum(len(v) for v in r['written'].values())} figure files){where}"
+    )
     return 0
 
 

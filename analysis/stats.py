@@ -154,7 +154,13 @@ def improvement_matrix(
             xs, ys = sign * np.asarray(x, float), sign * np.asarray(y, float)
             lo, hi = bootstrap_ci((xs, ys), _p_greater, reps=reps, seed=seed)
             rows.append(
-                {"x": gx, "y": gy, "p": probability_of_improvement(x, y, higher_is_better), "lo": float(lo), "hi": float(hi)}
+                {
+                    "x": gx,
+                    "y": gy,
+                    "p": probability_of_improvement(x, y, higher_is_better),
+                    "lo": float(lo),
+                    "hi": float(hi),
+                }
             )
     return pd.DataFrame(rows, columns=["x", "y", "p", "lo", "hi"])
 
@@ -278,12 +284,19 @@ class Score:
 
 
 SCORES = {
-    "episodes_to_solve": Score("episodes_to_solve", "Episodes to solve", False, "episodes",
-                               "Episodes to solve (lower better)"),
-    "auc": Score("auc", "Area under the learning curve (mean episode length)", True, "steps",
-                 "AUC: mean episode length"),
-    "final_length": Score("final_length", f"Final episode length (mean of last {ROLLING_WINDOW})", True, "steps",
-                          f"Final length (last {ROLLING_WINDOW} episodes)"),
+    "episodes_to_solve": Score(
+        "episodes_to_solve", "Episodes to solve", False, "episodes", "Episodes to solve (lower better)"
+    ),
+    "auc": Score(
+        "auc", "Area under the learning curve (mean episode length)", True, "steps", "AUC: mean episode length"
+    ),
+    "final_length": Score(
+        "final_length",
+        f"Final episode length (mean of last {ROLLING_WINDOW})",
+        True,
+        "steps",
+        f"Final length (last {ROLLING_WINDOW} episodes)",
+    ),
 }
 
 

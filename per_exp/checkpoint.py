@@ -30,7 +30,7 @@ def default_root(uri: str, launch_dir: Path) -> Path:
     folder must then be on a filesystem every node sees (or set checkpoint.dir).
     """
     if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).resolve().parent / "checkpoints"
+        return Path(uri[len("sqlite:///") :]).resolve().parent / "checkpoints"
     return (launch_dir / "checkpoints").resolve()
 
 
@@ -68,8 +68,12 @@ def load(path: Path) -> Optional[dict[str, Any]]:
         log.warning("ignoring unreadable checkpoint %s: %s: %s", path, type(e).__name__, e)
         return None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-        log.warning("ignoring checkpoint %s: format %r, expected %d", path, data.get("format_version")
-                    if isinstance(data, dict) else None, FORMAT_VERSION)
+        log.warning(
+            "ignoring checkpoint %s: format %r, expected %d",
+            path,
+            data.get("format_version") if isinstance(data, dict) else None,
+            FORMAT_VERSION,
+        )
         return None
     return data
 

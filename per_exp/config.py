@@ -131,7 +131,9 @@ class Config:
     learning_starts: int = 32  # env steps stored before the first update (seed: batch size)
     train_every: int = 1  # env steps per gradient update
     torch_threads: int = 1  # per job: 2 threads on 2 cores ran 5.6x slower
-    update_backend: str = "fused"  # fused: one numba call per update (same math, ~5x faster) | torch: eager autograd reference
+    update_backend: str = (
+        "fused"  # fused: one numba call per update (same math, ~5x faster) | torch: eager autograd reference
+    )
     log_every_episodes: int = 10  # console progress line interval
     fail_at_episode: int = -1  # test hook: raise at this episode to exercise failure handling
     rerun: bool = False  # run again even if a FINISHED run with the same config hash exists
@@ -191,8 +193,7 @@ def validate(cfg: Config) -> None:
             # uniform ignores every priority switch, so `experiment=seed_notebook sampler=uniform`
             # (the seed's own baseline) must compose; the tree samplers would silently ignore it.
             not s.scan_off_by_one or s.name in ("linear_scan", "uniform"),
-            f"false unless sampler.name is linear_scan (got sampler.name={s.name}; "
-            "add sampler.scan_off_by_one=false)",
+            f"false unless sampler.name is linear_scan (got sampler.name={s.name}; add sampler.scan_off_by_one=false)",
         ),
         ("network.hidden", cfg.network.hidden, cfg.network.hidden >= 1, "an integer >= 1"),
         ("network.layers", cfg.network.layers, cfg.network.layers >= 1, "an integer >= 1"),
@@ -220,7 +221,12 @@ def validate(cfg: Config) -> None:
             cfg.checkpoint.every_episodes >= 0,
             "an integer >= 0 (0 turns checkpoints off)",
         ),
-        ("checkpoint.dir", cfg.checkpoint.dir, cfg.checkpoint.dir is None or bool(cfg.checkpoint.dir), "null or a path"),
+        (
+            "checkpoint.dir",
+            cfg.checkpoint.dir,
+            cfg.checkpoint.dir is None or bool(cfg.checkpoint.dir),
+            "null or a path",
+        ),
     ]
     for key, value, ok, allowed in checks:
         if not ok:

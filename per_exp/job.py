@@ -132,13 +132,16 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     def save_checkpoint(trainer: Trainer) -> None:
         # Flush first: a checkpoint promises that every point before it is in the store.
         run.flush()
-        checkpoint.save(ckpt_path, {
-            "config_hash": chash,
-            "experiment_id": exp_id,
-            "run_id": run.run_id,
-            "trainer": trainer.state_dict(),
-            "rows": run.rows,
-        })
+        checkpoint.save(
+            ckpt_path,
+            {
+                "config_hash": chash,
+                "experiment_id": exp_id,
+                "run_id": run.run_id,
+                "trainer": trainer.state_dict(),
+                "rows": run.rows,
+            },
+        )
 
     try:
         with _sigterm_as_interrupt():

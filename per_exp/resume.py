@@ -45,7 +45,9 @@ def decide(runs: list, ckpt: Optional[dict[str, Any]], rerun: bool) -> Plan:
         return Plan(RESUME, rid, ckpt, reason=f"run {rid} ({unfinished[rid].info.status}) resumes from its checkpoint")
     if runs:
         rid = runs[0].info.run_id
-        return Plan(RESUME, rid, None, reason=f"run {rid} ({runs[0].info.status}) had no checkpoint: restarts from episode 0")
+        return Plan(
+            RESUME, rid, None, reason=f"run {rid} ({runs[0].info.status}) had no checkpoint: restarts from episode 0"
+        )
     return Plan(FRESH, reason="no run with this config hash yet")
 
 

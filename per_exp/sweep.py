@@ -101,11 +101,13 @@ class MlflowSweepCallback(Callback):
 
         existing = tracking.job_runs_by_hash(client, exp_id)
         rerun = bool(first.rerun)
-        n_done = 0 if rerun else sum(
-            any(r.info.status == "FINISHED" for r in existing.get(h, [])) for h in hashes
-        )
-        n_resume = 0 if rerun else sum(
-            bool(existing.get(h)) and not any(r.info.status == "FINISHED" for r in existing[h]) for h in hashes
+        n_done = 0 if rerun else sum(any(r.info.status == "FINISHED" for r in existing.get(h, [])) for h in hashes)
+        n_resume = (
+            0
+            if rerun
+            else sum(
+                bool(existing.get(h)) and not any(r.info.status == "FINISHED" for r in existing[h]) for h in hashes
+            )
         )
         parent_id, reused = self._parent_run(client, exp_id, sweep_dir, task_overrides, hashes)
         self.parent = {
@@ -115,8 +117,7 @@ class MlflowSweepCallback(Callback):
             "n_jobs": len(jobs),
             "checkpoint_root": str(ckpt_root),
             "jobs": [
-                {"overrides": label, "config_hash": h}
-                for label, h in zip(_swept_labels([o for o, _ in jobs]), hashes)
+                {"overrides": label, "config_hash": h} for label, h in zip(_swept_labels([o for o, _ in jobs]), hashes)
             ],
         }
         (sweep_dir / tracking.SWEEP_FILE).write_text(json.dumps(self.parent, indent=2))

@@ -42,7 +42,7 @@ def resolve_uri(uri: Optional[str]) -> str:
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
         if not os.path.isabs(path):
             uri = "sqlite:///" + str(Path(path).resolve())
     return uri
@@ -87,9 +87,7 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 def science_params(resolved: dict) -> dict[str, Any]:
     """The flattened config minus bookkeeping that does not change what is learned."""
     flat = flatten(resolved)
-    return {
-        k: v for k, v in flat.items() if not k.startswith(_BOOKKEEPING_PREFIXES) and k not in _BOOKKEEPING_KEYS
-    }
+    return {k: v for k, v in flat.items() if not k.startswith(_BOOKKEEPING_PREFIXES) and k not in _BOOKKEEPING_KEYS}
 
 
 def config_hash(resolved: dict) -> str:
@@ -108,9 +106,7 @@ def search_all(client, experiment_id: str, filter_string: str) -> list:
     """Every matching run (live ones only), following MLflow's pages."""
     out, token = [], None
     while True:
-        page = client.search_runs(
-            [experiment_id], filter_string=filter_string, max_results=1000, page_token=token
-        )
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000, page_token=token)
         out.extend(page)
         token = page.token
         if not token:
@@ -131,9 +127,7 @@ def job_runs_by_hash(client, experiment_id: str) -> dict[str, list]:
 
 def job_runs_with_hash(client, experiment_id: str, config_hash: str) -> list:
     """Job runs carrying `config_hash`, newest first."""
-    runs = search_all(
-        client, experiment_id, f"tags.`{ROLE_TAG}` = 'job' and tags.`{HASH_TAG}` = '{config_hash}'"
-    )
+    runs = search_all(client, experiment_id, f"tags.`{ROLE_TAG}` = 'job' and tags.`{HASH_TAG}` = '{config_hash}'")
     return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
 
 
@@ -144,12 +138,13 @@ def run_name(resolved: dict) -> str:
 def git_tags() -> dict[str, str]:
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-        )
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here, capture_output=True, text=True, timeout=10,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         if commit.returncode != 0:
             return {"git.commit": "unknown", "git.dirty": "unknown"}

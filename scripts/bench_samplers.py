@@ -167,8 +167,14 @@ def run(quick: bool, sizes: list[tuple[int, int]] = SIZES) -> list[dict]:
         ref = times.get("cpprb", (None,))[0]
         for name, (us, wall) in times.items():
             rows.append(
-                {"sampler": name, "N": n, "B": b, "us_per_op": round(us, 2),
-                 "ratio_to_cpprb": round(us / ref, 3) if ref else None, "wall_us_per_op": round(wall, 2)}
+                {
+                    "sampler": name,
+                    "N": n,
+                    "B": b,
+                    "us_per_op": round(us, 2),
+                    "ratio_to_cpprb": round(us / ref, 3) if ref else None,
+                    "wall_us_per_op": round(wall, 2),
+                }
             )
     return rows
 
@@ -210,8 +216,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.sizes:
         sizes = [(int(n), int(b)) for n, b in (pair.split(":") for pair in args.sizes.split(","))]
     rows = run(args.quick, sizes)
-    print(f"# {_machine()}, Python {platform.python_version()}, numpy {np.__version__}; "
-          "median CPU us/op (sample B with IS weights + write B priorities)")
+    print(
+        f"# {_machine()}, Python {platform.python_version()}, numpy {np.__version__}; "
+        "median CPU us/op (sample B with IS weights + write B priorities)"
+    )
     if not _have_cpprb():
         print("# cpprb not installed: ratio_to_cpprb is null (pip install -e '.[bench]')")
     print(_table(rows))

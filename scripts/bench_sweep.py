@@ -29,8 +29,16 @@ MAIN = ["sampler=uniform,sumtree", "seed=0,1,2"]
 def run_sweep(extra: list[str], workdir: Path) -> tuple[float, str]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["OMP_NUM_THREADS"] = "1"  # torch is on one thread per job; keep BLAS there too
-    cmd = [sys.executable, "-m", "per_exp.train", "-m", *MAIN, *extra,
-           f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", f"hydra.sweep.dir={workdir / 'sweep'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "per_exp.train",
+        "-m",
+        *MAIN,
+        *extra,
+        f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
+        f"hydra.sweep.dir={workdir / 'sweep'}",
+    ]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -43,8 +51,11 @@ def run_sweep(extra: list[str], workdir: Path) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--max-episodes", type=int, default=None, help="episode budget per job (default: the config's)")
-    ap.add_argument("--no-solve", action="store_true",
-                    help="never stop early (solve.consecutive=10**6): every job runs its whole episode budget")
+    ap.add_argument(
+        "--no-solve",
+        action="store_true",
+        help="never stop early (solve.consecutive=10**6): every job runs its whole episode budget",
+    )
     ap.add_argument("--n-jobs", type=int, default=-1, help="parallel workers (default -1: one per core)")
     args = ap.parse_args()
     budget = [f"max_episodes={args.max_episodes}"] if args.max_episodes else []

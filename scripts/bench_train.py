@@ -65,8 +65,13 @@ def seed_notebook_config(seed: int, backend: str, extra: tuple[str, ...] = ()):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         c = compose(
             "config",
-            overrides=["experiment=seed_notebook", "tracking.enabled=false", f"seed={seed}",
-                       f"update_backend={backend}", *extra],
+            overrides=[
+                "experiment=seed_notebook",
+                "tracking.enabled=false",
+                f"seed={seed}",
+                f"update_backend={backend}",
+                *extra,
+            ],
         )
     conf = OmegaConf.to_object(c)
     validate(conf)
@@ -155,10 +160,19 @@ def throughput(args) -> dict:
         for who in order:
             r = time_replica(seed, args.steps) if who == "replica" else time_trainer(seed, args.steps, who)
             runs[r["name"]].append(r)
-            print(f"  repeat {rep} seed {seed}: {r['name']:15s} {r['env_steps_per_s']:8.0f} env steps/s "
-                  f"({r['episodes']} episodes)", flush=True)
-    out = {"config": "experiment=seed_notebook", "steps": args.steps, "repeats": args.repeats,
-           "machine": machine(), "runs": runs, "median": {}}
+            print(
+                f"  repeat {rep} seed {seed}: {r['name']:15s} {r['env_steps_per_s']:8.0f} env steps/s "
+                f"({r['episodes']} episodes)",
+                flush=True,
+            )
+    out = {
+        "config": "experiment=seed_notebook",
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "machine": machine(),
+        "runs": runs,
+        "median": {},
+    }
     for name, rs in runs.items():
         out["median"][name] = {
             "env_steps_per_s": statistics.median(r["env_steps_per_s"] for r in rs),
@@ -184,27 +198,41 @@ def throughput(args) -> dict:
 
 def print_throughput(out: dict) -> None:
     m = out["machine"]
-    print(f"\nseed-notebook config, {out['steps']} env steps x {out['repeats']} repeats, medians; "
-          f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} (1 thread), numba {m['numba']}, "
-          f"load {m['loadavg_1min_at_start']:.1f}->{m['loadavg_1min_at_end']:.1f}")
+    print(
+        f"\nseed-notebook config, {out['steps']} env steps x {out['repeats']} repeats, medians; "
+        f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} (1 thread), numba {m['numba']}, "
+        f"load {m['loadavg_1min_at_start']:.1f}->{m['loadavg_1min_at_end']:.1f}"
+    )
     names = list(out["median"])
     parts = ["act", "env", "sample", "update", "priority", "refresh", "logging", "other"]
     print(f"| {'':24s} | " + " | ".join(f"{n:>15s}" for n in names) + " |")
     print("|" + "---|" * (len(names) + 1))
-    print(f"| {'env steps/s':24s} | " + " | ".join(f"{out['median'][n]['env_steps_per_s']:15.0f}" for n in names) + " |")
-    print(f"| {'env steps per CPU s':24s} | " + " | ".join(f"{out['median'][n]['env_steps_per_cpu_s']:15.0f}" for n in names) + " |")
+    print(
+        f"| {'env steps/s':24s} | " + " | ".join(f"{out['median'][n]['env_steps_per_s']:15.0f}" for n in names) + " |"
+    )
+    print(
+        f"| {'env steps per CPU s':24s} | "
+        + " | ".join(f"{out['median'][n]['env_steps_per_cpu_s']:15.0f}" for n in names)
+        + " |"
+    )
     print(f"| {'updates/s':24s} | " + " | ".join(f"{out['median'][n]['updates_per_s']:15.0f}" for n in names) + " |")
     for p in parts:
         cells = []
         for n in names:
             v = out["median"][n]["us_per_step"].get(p)
-            cells.append(f"{v:15.1f}" if v is not None else f"{'(in update)' if p in ('sample', 'priority') else '-':>15s}")
+            cells.append(
+                f"{v:15.1f}" if v is not None else f"{'(in update)' if p in ('sample', 'priority') else '-':>15s}"
+            )
         print(f"| {'us/step ' + p:24s} | " + " | ".join(cells) + " |")
-    print(f"\nspeedup (trainer[fused] / replica env steps/s): {out['speedup']:.2f}x "
-          f"(per repeat: {', '.join(f'{r:.2f}' for r in out['speedup_per_repeat'])}); "
-          f"on CPU time: {out['speedup_cpu']:.2f}x")
-    print("one update at batch 32 / one greedy action, CPU us: "
-          + ", ".join(f"{k} {v:.1f}" for k, v in out["one_update"].items()))
+    print(
+        f"\nspeedup (trainer[fused] / replica env steps/s): {out['speedup']:.2f}x "
+        f"(per repeat: {', '.join(f'{r:.2f}' for r in out['speedup_per_repeat'])}); "
+        f"on CPU time: {out['speedup_cpu']:.2f}x"
+    )
+    print(
+        "one update at batch 32 / one greedy action, CPU us: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in out["one_update"].items())
+    )
     if "speedup_torch_backend" in out:
         print(f"speedup (trainer[torch] / replica): {out['speedup_torch_backend']:.2f}x")
 
@@ -217,9 +245,13 @@ def update_microbench(n: int, with_compile: bool) -> dict:
     from per_exp.engine.replay import Batch
 
     rng = np.random.default_rng(0)
-    b = Batch(rng.normal(size=(32, 4)).astype(np.float32), rng.integers(0, 2, 32),
-              rng.choice([-1.0, 0.0, 1.0], 32).astype(np.float32), rng.normal(size=(32, 4)).astype(np.float32),
-              (rng.random(32) < 0.1).astype(np.float32))
+    b = Batch(
+        rng.normal(size=(32, 4)).astype(np.float32),
+        rng.integers(0, 2, 32),
+        rng.choice([-1.0, 0.0, 1.0], 32).astype(np.float32),
+        rng.normal(size=(32, 4)).astype(np.float32),
+        (rng.random(32) < 0.1).astype(np.float32),
+    )
     w = np.ones(32, np.float32)
     out: dict = {}
 
@@ -240,7 +272,7 @@ def update_microbench(n: int, with_compile: bool) -> dict:
 
         def loss_fn(s, s2, act, r, d, wt):  # the agent's _targets + loss, for inductor to fuse
             q_all = a.online(torch.cat([s, s2], 0))
-            q, qn = q_all[: s.shape[0]], q_all[s.shape[0]:].detach()
+            q, qn = q_all[: s.shape[0]], q_all[s.shape[0] :].detach()
             with torch.no_grad():
                 qt = a.target(s2)
             q_sa = q.gather(1, act.unsqueeze(1)).squeeze(1)
@@ -275,8 +307,14 @@ def _learning_job(job: tuple[str, int]) -> dict:
 
         s = Trainer(seed_notebook_config(seed, kind)).run()
         solved, episodes, steps = s.solved_episode, s.episodes, s.total_env_steps
-    return {"kind": kind, "seed": seed, "solved_episode": solved, "episodes": episodes,
-            "env_steps": steps, "wall_seconds": time.perf_counter() - t0}
+    return {
+        "kind": kind,
+        "seed": seed,
+        "solved_episode": solved,
+        "episodes": episodes,
+        "env_steps": steps,
+        "wall_seconds": time.perf_counter() - t0,
+    }
 
 
 def _quartiles(xs: list[float]) -> tuple[float, float, float]:
@@ -300,8 +338,11 @@ def learning(args) -> dict:
     with mp.get_context("spawn").Pool(jobs) as pool:
         for r in pool.imap_unordered(_learning_job, todo):
             done.append(r)
-            print(f"  {r['kind']:8s} seed {r['seed']:3d}: solved at {r['solved_episode']} "
-                  f"({r['env_steps']} steps, {r['wall_seconds']:.0f} s)", flush=True)
+            print(
+                f"  {r['kind']:8s} seed {r['seed']:3d}: solved at {r['solved_episode']} "
+                f"({r['env_steps']} steps, {r['wall_seconds']:.0f} s)",
+                flush=True,
+            )
             if cache:
                 with cache.open("a") as f:
                     f.write(json.dumps(r) + "\n")
@@ -312,9 +353,13 @@ def learning(args) -> dict:
         eps = [d["solved_episode"] if d["solved_episode"] is not None else 500 for d in rs]
         q1, med, q3 = _quartiles(eps) if eps else (float("nan"),) * 3
         out["kinds"][k] = {
-            "episodes_to_solve": eps, "median": med, "q1": q1, "q3": q3,
+            "episodes_to_solve": eps,
+            "median": med,
+            "q1": q1,
+            "q3": q3,
             "unsolved": sum(d["solved_episode"] is None for d in rs),
-            "env_steps": sum(d["env_steps"] for d in rs), "wall_seconds": sum(d["wall_seconds"] for d in rs),
+            "env_steps": sum(d["env_steps"] for d in rs),
+            "wall_seconds": sum(d["wall_seconds"] for d in rs),
         }
     if "replica" in out["kinds"]:
         ref = out["kinds"]["replica"]
@@ -335,19 +380,25 @@ def print_learning(out: dict) -> None:
     print("|---|---|---|---|---|---|")
     for k, v in out["kinds"].items():
         sps = v["env_steps"] / v["wall_seconds"] if v["wall_seconds"] else 0.0
-        print(f"| {k} | {v['median']:.1f} | {v['q1']:.1f}-{v['q3']:.1f} | {v['unsolved']} | {sps:.0f} | "
-              f"{' '.join(str(e) for e in v['episodes_to_solve'])} |")
+        print(
+            f"| {k} | {v['median']:.1f} | {v['q1']:.1f}-{v['q3']:.1f} | {v['unsolved']} | {sps:.0f} | "
+            f"{' '.join(str(e) for e in v['episodes_to_solve'])} |"
+        )
     for k, v in out["kinds"].items():
         if "median_within_replica_iqr" in v:
-            print(f"{k}: median within the replica's IQR: {v['median_within_replica_iqr']}; "
-                  f"Mann-Whitney U p={v.get('mannwhitney_p', float('nan')):.2f}; "
-                  f"env steps/s {v['steps_per_s_ratio']:.2f}x the replica's")
+            print(
+                f"{k}: median within the replica's IQR: {v['median_within_replica_iqr']}; "
+                f"Mann-Whitney U p={v.get('mannwhitney_p', float('nan')):.2f}; "
+                f"env steps/s {v['steps_per_s_ratio']:.2f}x the replica's"
+            )
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10_000, help="env steps per timed run (throughput mode)")
-    ap.add_argument("--repeats", type=int, default=1, help="alternating replica/trainer runs, seeds seed..seed+repeats-1")
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="alternating replica/trainer runs, seeds seed..seed+repeats-1"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--torch-backend", action="store_true", help="also time the trainer with update_backend=torch")
     ap.add_argument("--learning", action="store_true", help="train both to solve over --seeds seeds")

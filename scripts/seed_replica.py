@@ -132,8 +132,9 @@ class Brain:
     def replay(self, episode):
         if len(self.memory) < BATCH_SIZE:
             return
-        (self.batch, self.state_batch, self.action_batch, self.reward_batch,
-         self.non_final_next_states) = self.make_minibatch(episode)
+        (self.batch, self.state_batch, self.action_batch, self.reward_batch, self.non_final_next_states) = (
+            self.make_minibatch(episode)
+        )
         if self.non_final_next_states is None:  # guard (see module doc)
             return
         self.expected_state_action_values = self.get_expected_state_action_values()
@@ -314,5 +315,7 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=None, help="stop after this many env steps")
     a = ap.parse_args()
     r = run_replica(a.seed, a.steps, log=lambda e, n: print(f"episode {e}: {n} steps"))
-    print(f"solved_episode={r.solved_episode} steps={r.total_env_steps} "
-          f"wall={r.wall_seconds:.1f}s sps={r.sps:.0f} timings={ {k: round(v, 2) for k, v in r.timings.items()} }")
+    print(
+        f"solved_episode={r.solved_episode} steps={r.total_env_steps} "
+        f"wall={r.wall_seconds:.1f}s sps={r.sps:.0f} timings={ {k: round(v, 2) for k, v in r.timings.items()} }"
+    )

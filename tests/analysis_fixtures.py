@@ -23,7 +23,15 @@ import numpy as np
 import pandas as pd
 
 EXPERIMENT = "per-cartpole-test"
-PER_EPISODE = ["episode/steps", "episode/return", "episode/epsilon", "train/loss", "train/td_abs_mean", "train/beta", "perf/sps"]
+PER_EPISODE = [
+    "episode/steps",
+    "episode/return",
+    "episode/epsilon",
+    "train/loss",
+    "train/td_abs_mean",
+    "train/beta",
+    "perf/sps",
+]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -54,13 +62,27 @@ def synthetic_lengths(rng, speed: float, max_episodes: int, consecutive: int = 1
     return lengths, None
 
 
-def log_job(client, eid, params: dict, lengths, solved_ep, parent_id=None, status="FINISHED",
-            csv=True, metrics=True, tmp: Path | None = None):
+def log_job(
+    client,
+    eid,
+    params: dict,
+    lengths,
+    solved_ep,
+    parent_id=None,
+    status="FINISHED",
+    csv=True,
+    metrics=True,
+    tmp: Path | None = None,
+):
     from mlflow.entities import Metric, Param, RunTag
 
     name = f"{params['sampler.name']}-{params['network.name']}-s{params['seed']}"
-    tags = {"per_exp.role": "job", "git.commit": "0" * 40, "git.dirty": "false",
-            "hydra.overrides": json.dumps([f"seed={params['seed']}"])}
+    tags = {
+        "per_exp.role": "job",
+        "git.commit": "0" * 40,
+        "git.dirty": "false",
+        "hydra.overrides": json.dumps([f"seed={params['seed']}"]),
+    }
     h = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     tags["config_hash"] = h
     if parent_id:
@@ -86,8 +108,13 @@ def log_job(client, eid, params: dict, lengths, solved_ep, parent_id=None, statu
         for i in range(0, len(ms), 1000):
             client.log_batch(rid, metrics=ms[i : i + 1000])
     total = int(np.sum(lengths))
-    summary = {"solved": 1.0 if solved_ep is not None else 0.0, "episodes": float(n),
-               "total_env_steps": float(total), "wall_seconds": total / 1000.0, "sps": 1000.0}
+    summary = {
+        "solved": 1.0 if solved_ep is not None else 0.0,
+        "episodes": float(n),
+        "total_env_steps": float(total),
+        "wall_seconds": total / 1000.0,
+        "sps": 1000.0,
+    }
     if solved_ep is not None:
         summary["solved_episode"] = float(solved_ep)
     if status == "FINISHED" or metrics:
@@ -102,16 +129,32 @@ def log_job(client, eid, params: dict, lengths, solved_ep, parent_id=None, statu
 
 
 BASE_PARAMS = {
-    "sampler.name": "uniform", "sampler.alpha": "0.0", "sampler.refresh": "sampled",
-    "network.name": "dueling", "env.name": "cartpole_v0", "env.max_steps": "200",
-    "max_episodes": "120", "batch_size": "32", "warmup_episodes": "0",
-    "target_sync.every": "2", "target_sync.unit": "episodes", "lr": "0.0001",
+    "sampler.name": "uniform",
+    "sampler.alpha": "0.0",
+    "sampler.refresh": "sampled",
+    "network.name": "dueling",
+    "env.name": "cartpole_v0",
+    "env.max_steps": "200",
+    "max_episodes": "120",
+    "batch_size": "32",
+    "warmup_episodes": "0",
+    "target_sync.every": "2",
+    "target_sync.unit": "episodes",
+    "lr": "0.0001",
     "log_every_episodes": "10",
 }
 
 
-def build_store(tmp: Path, samplers=("uniform", "sumtree"), warmups=("0",), seeds=range(4),
-                failed=True, max_episodes=120, experiment=EXPERIMENT, unsolved_seed=None):
+def build_store(
+    tmp: Path,
+    samplers=("uniform", "sumtree"),
+    warmups=("0",),
+    seeds=range(4),
+    failed=True,
+    max_episodes=120,
+    experiment=EXPERIMENT,
+    unsolved_seed=None,
+):
     """A sweep store. ``unsolved_seed``: that seed of the first sampler never solves."""
     uri, client, eid = new_store(tmp, experiment)
     parent = client.create_run(eid, run_name="sweep-test", tags={"per_exp.role": "sweep"})
@@ -122,8 +165,16 @@ def build_store(tmp: Path, samplers=("uniform", "sumtree"), warmups=("0",), seed
     for s in samplers:
         for w in warmups:
             for seed in seeds:
-                params = dict(BASE_PARAMS, **{"sampler.name": s, "sampler.alpha": "0.0" if s == "uniform" else "0.6",
-                                              "warmup_episodes": w, "seed": str(seed), "max_episodes": str(max_episodes)})
+                params = dict(
+                    BASE_PARAMS,
+                    **{
+                        "sampler.name": s,
+                        "sampler.alpha": "0.0" if s == "uniform" else "0.6",
+                        "warmup_episodes": w,
+                        "seed": str(seed),
+                        "max_episodes": str(max_episodes),
+                    },
+                )
                 speed = speeds.get(s, 45) + 10 * (int(w) > 0)
                 if unsolved_seed is not None and s == samplers[0] and seed == unsolved_seed:
                     speed = 10 * max_episodes
@@ -136,8 +187,15 @@ def build_store(tmp: Path, samplers=("uniform", "sumtree"), warmups=("0",), seed
         lengths, _ = synthetic_lengths(rng, 50, 7)
         failed_id, _ = log_job(client, eid, params, lengths[:7], None, parent_id=pid, status="FAILED", tmp=tmp)
     client.set_terminated(pid)
-    return {"uri": uri, "experiment": experiment, "experiment_id": eid, "parent": pid, "jobs": jobs,
-            "failed": failed_id, "tmp": tmp}
+    return {
+        "uri": uri,
+        "experiment": experiment,
+        "experiment_id": eid,
+        "parent": pid,
+        "jobs": jobs,
+        "failed": failed_id,
+        "tmp": tmp,
+    }
 
 
 def _report_cmd(args, cwd):
@@ -152,8 +210,7 @@ def run_report(args, cwd, timeout=300):
 
 def run_reports(arg_lists, cwd, timeout=300):
     """Several ``python -m analysis.report`` at once; returns [(returncode, stdout, stderr)]."""
-    procs = [subprocess.Popen(**_report_cmd(a, cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for a in arg_lists]
+    procs = [subprocess.Popen(**_report_cmd(a, cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE) for a in arg_lists]
     out = []
     for p in procs:
         so, se = p.communicate(timeout=timeout)
@@ -163,9 +220,16 @@ def run_reports(arg_lists, cwd, timeout=300):
 
 def run_real_sweep(tmp: Path, overrides, timeout=600):
     """The real trainer: a tiny Hydra multirun into a sqlite store under tmp."""
-    cmd = [sys.executable, "-m", "per_exp.train", "-m", *overrides,
-           f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
-           f"hydra.sweep.dir={tmp / 'multirun'}", f"hydra.run.dir={tmp / 'out'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "per_exp.train",
+        "-m",
+        *overrides,
+        f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+        f"hydra.sweep.dir={tmp / 'multirun'}",
+        f"hydra.run.dir={tmp / 'out'}",
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
@@ -188,8 +252,9 @@ def synthetic_store(tmp_path_factory):
     """Two axes (sampler x warm-up), 4 seeds, one never-solving seed, one FAILED run."""
     if "synthetic" not in _STORES:
         tmp = tmp_path_factory.mktemp("analysis_synth")
-        _STORES["synthetic"] = build_store(tmp, samplers=("uniform", "sumtree"), warmups=("0", "30"),
-                                           seeds=range(4), unsolved_seed=1, max_episodes=120)
+        _STORES["synthetic"] = build_store(
+            tmp, samplers=("uniform", "sumtree"), warmups=("0", "30"), seeds=range(4), unsolved_seed=1, max_episodes=120
+        )
     return _STORES["synthetic"]
 
 

@@ -34,7 +34,11 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "per_exp.train", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
 
 

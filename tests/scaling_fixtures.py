@@ -22,7 +22,7 @@ TINY = ["max_episodes=4", "capacity=500", "sampler=uniform"]
 # Per-episode keys that depend on the clock, not on the computation.
 CLOCK_KEYS = ("perf/sps",)
 
-_HOOK = '''
+_HOOK = """
 import os
 
 _spec = os.environ.get("PER_EXP_TEST_SIGNAL")
@@ -40,7 +40,7 @@ if _spec:
         return _orig(self)
 
     _loop.Trainer.run_episode = _run_episode
-'''
+"""
 
 
 def signal_hook_env(tmp: Path, run_label: str, episode: int, signum: int) -> dict[str, str]:
@@ -89,8 +89,9 @@ def free_port() -> int:
 
 
 def same_series(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
-    return len(a) == len(b) and all(sa == sb and (va == vb or (math.isnan(va) and math.isnan(vb)))
-                                    for (sa, va), (sb, vb) in zip(a, b))
+    return len(a) == len(b) and all(
+        sa == sb and (va == vb or (math.isnan(va) and math.isnan(vb))) for (sa, va), (sb, vb) in zip(a, b)
+    )
 
 
 def out(r) -> str:

@@ -63,8 +63,9 @@ def test_dueling_head_is_value_plus_centred_advantage():
 
 def _hand_agent(backend: str, lr: float = 0.01) -> DDQNAgent:
     """1-1-2 plain network: h = relu(x), Q(x) = [x, 2x] online and [3x, x] target (for x > 0)."""
-    a = DDQNAgent(NetworkConfig(name="mlp", hidden=1, layers=1), 1, 2, lr, 0.5, False,
-                  np.random.default_rng(0), backend=backend)
+    a = DDQNAgent(
+        NetworkConfig(name="mlp", hidden=1, layers=1), 1, 2, lr, 0.5, False, np.random.default_rng(0), backend=backend
+    )
     with torch.no_grad():
         for net, head in ((a.online, [[1.0], [2.0]]), (a.target, [[3.0], [1.0]])):
             net.body[0].weight.fill_(1.0)
@@ -97,7 +98,12 @@ def test_update_by_hand(backend):
     # dL/dq = w * clip(q - y, -1, 1) / B = [1 * -0.5 / 2, 0.5 * 1 / 2] = [-0.25, 0.25]
     # adv.weight: [dq0 * h(1), dq1 * h(2)] = [-0.25, 0.5]; adv.bias: [-0.25, 0.25]
     # h: dh = [-0.25 * 1, 0.25 * 2] = [-0.25, 0.5] -> body.weight: -0.25*1 + 0.5*2 = 0.75; body.bias: 0.25
-    grads = {"body.0.weight": [[0.75]], "body.0.bias": [0.25], "adv.weight": [[-0.25], [0.5]], "adv.bias": [-0.25, 0.25]}
+    grads = {
+        "body.0.weight": [[0.75]],
+        "body.0.bias": [0.25],
+        "adv.weight": [[-0.25], [0.5]],
+        "adv.bias": [-0.25, 0.25],
+    }
     # Adam's first step: exp_avg = (1 - 0.9) g, exp_avg_sq = (1 - 0.999) g^2, and each parameter
     # moves by lr * g / |g| (bias corrections cancel), i.e. -lr * sign(g).
     start = {"body.0.weight": [[1.0]], "body.0.bias": [0.0], "adv.weight": [[1.0], [2.0]], "adv.bias": [0.0, 0.0]}

@@ -47,8 +47,17 @@ def test_load_synthetic_sweep_frames(synthetic_store):
     loaded = load_runs(s["experiment"], tracking_uri=s["uri"], progress=False)
     assert len(loaded.runs) == len(s["jobs"]) == 16
     assert set(loaded.runs["run_id"]) == set(s["jobs"])
-    for col in ("run_id", "run_name", "status", "params.seed", "params.sampler.name", "tags.config_hash",
-                "metrics.solved", "metrics.episodes", "metrics.wall_seconds"):
+    for col in (
+        "run_id",
+        "run_name",
+        "status",
+        "params.seed",
+        "params.sampler.name",
+        "tags.config_hash",
+        "metrics.solved",
+        "metrics.episodes",
+        "metrics.wall_seconds",
+    ):
         assert col in loaded.runs.columns
     assert "metrics.solved_episode" in loaded.runs.columns
     assert list(loaded.episodes.columns) == ["run_id", "episode", "metric", "value"]
@@ -78,8 +87,9 @@ def test_load_one_sweep_and_fallbacks(tmp_path):
     # a run outside the sweep; a run with metric history but no episodes.csv; a run with neither
     lone, _ = log_job(client, eid, dict(p, seed="1"), lengths, solved, tmp=tmp_path)
     no_csv, _ = log_job(client, eid, dict(p, seed="2"), lengths, solved, parent_id=parent, csv=False, tmp=tmp_path)
-    empty, _ = log_job(client, eid, dict(p, seed="3"), lengths, solved, parent_id=parent, csv=False, metrics=False,
-                       tmp=tmp_path)
+    empty, _ = log_job(
+        client, eid, dict(p, seed="3"), lengths, solved, parent_id=parent, csv=False, metrics=False, tmp=tmp_path
+    )
     client.set_terminated(parent)
 
     loaded = load_runs("exp", sweep=parent, tracking_uri=uri, progress=False)
@@ -126,7 +136,8 @@ def test_load_real_trainer_sweep(real_sweep_store):
     loaded = load_runs(s["experiment"], tracking_uri=s["uri"], progress=False)
     assert len(loaded.runs) == 4 and loaded.left_out.empty
     assert sorted(loaded.runs["run_name"]) == sorted(
-        f"{a}-dueling-s{b}" for a in ("uniform", "sumtree") for b in (0, 1))
+        f"{a}-dueling-s{b}" for a in ("uniform", "sumtree") for b in (0, 1)
+    )
     assert loaded.runs["parent_run_id"].nunique() == 1
     assert (loaded.runs["tags.per_exp.sweep_id"] == loaded.runs["parent_run_id"]).all()
     steps = loaded.episodes[loaded.episodes["metric"] == "episode/steps"]

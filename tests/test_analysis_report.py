@@ -78,8 +78,21 @@ def test_report_cli_on_real_sweep(real_sweep_store):
     client = MlflowClient(tracking_uri=s["uri"])
     exp = client.get_experiment_by_name(s["experiment"])
     parent = client.search_runs([exp.experiment_id], "tags.`per_exp.role` = 'sweep'")[0].info.run_id
-    proc = run_report(["--experiment", s["experiment"], "--sweep", parent, "--tracking-uri", s["uri"],
-                       "--out", "rep", "--reps", "300"], cwd=s["tmp"])
+    proc = run_report(
+        [
+            "--experiment",
+            s["experiment"],
+            "--sweep",
+            parent,
+            "--tracking-uri",
+            s["uri"],
+            "--out",
+            "rep",
+            "--reps",
+            "300",
+        ],
+        cwd=s["tmp"],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "analysis: loading per-episode series 4/4" in proc.stderr  # the progress line
     out = s["tmp"] / "rep"
@@ -102,14 +115,15 @@ def test_bad_input_exits_cleanly(synthetic_store, tmp_path):
     eid2 = client.create_experiment("no-series", artifact_location=(tmp_path / "store" / "mlruns").as_uri())
     lengths, solved = synthetic_lengths(np.random.default_rng(0), 20, 40)
     for seed in ("0", "1"):
-        log_job(client, eid2, dict(BASE_PARAMS, seed=seed), lengths, solved, csv=False, metrics=False,
-                tmp=tmp_path)
+        log_job(client, eid2, dict(BASE_PARAMS, seed=seed), lengths, solved, csv=False, metrics=False, tmp=tmp_path)
     cases = [
         (["--experiment", "nope", "--tracking-uri", s["uri"]], "unknown experiment 'nope'"),
         (["--experiment", s["experiment"], "--sweep", "f" * 32, "--tracking-uri", s["uri"]], "unknown sweep run id"),
         (["--experiment", "empty", "--tracking-uri", uri], "experiment 'empty' has no job runs"),
-        (["--experiment", "no-series", "--tracking-uri", uri],
-         "no usable runs in experiment 'no-series': 2 found, all left out (no per-episode series"),
+        (
+            ["--experiment", "no-series", "--tracking-uri", uri],
+            "no usable runs in experiment 'no-series': 2 found, all left out (no per-episode series",
+        ),
     ]
     results = run_reports([a + ["--out", out, "--quiet", "--no-log"] for a, _ in cases], cwd=tmp_path)
     for (args, message), (rc, so, se) in zip(cases, results):

@@ -71,7 +71,7 @@ def test_single_run_logs_params_series_summary_and_artifacts(tmp_path, store):
     # one point per episode, step = episode
     for key in ("episode/steps", "episode/epsilon", "train/loss", "train/td_abs_mean", "episode/return"):
         hist = c.get_metric_history(run.info.run_id, key)
-        assert sorted(h.step for h in hist) == [0, 1, 2, 3][4 - len(hist):], key
+        assert sorted(h.step for h in hist) == [0, 1, 2, 3][4 - len(hist) :], key
     steps = sorted(c.get_metric_history(run.info.run_id, "episode/steps"), key=lambda h: h.step)
     assert len(steps) == 4
     assert m["episodes"] == 4 and m["solved"] == 0.0 and "solved_episode" not in m
@@ -99,7 +99,10 @@ def test_sweep_makes_parent_and_children(tmp_path, store):
     assert all(x.info.status == "FINISHED" for x in children)
     assert {x.info.experiment_id for x in runs} == {c.get_experiment_by_name("per-cartpole").experiment_id}
     assert sorted(x.info.run_name for x in children) == [
-        "sumtree-dueling-s0", "sumtree-dueling-s1", "uniform-dueling-s0", "uniform-dueling-s1"
+        "sumtree-dueling-s0",
+        "sumtree-dueling-s1",
+        "uniform-dueling-s0",
+        "uniform-dueling-s1",
     ]
     for x in children:
         assert len(c.get_metric_history(x.info.run_id, "episode/steps")) == 4

@@ -75,8 +75,17 @@ PINNED_HASHES = [
     (["network=mlp", "seed=3"], "99c381da31db26dd"),
     # bookkeeping keys stay out of the hash
     (["max_episodes=20", "sampler=uniform"], "eee06726f9b998d8"),
-    (["max_episodes=20", "sampler=uniform", "tracking.flush_every_episodes=5", "checkpoint.every_episodes=0",
-      "log_every_episodes=1", "rerun=true"], "eee06726f9b998d8"),
+    (
+        [
+            "max_episodes=20",
+            "sampler=uniform",
+            "tracking.flush_every_episodes=5",
+            "checkpoint.every_episodes=0",
+            "log_every_episodes=1",
+            "rerun=true",
+        ],
+        "eee06726f9b998d8",
+    ),
 ]
 
 

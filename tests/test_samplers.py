@@ -51,7 +51,7 @@ def exact_probs(name: str, td: np.ndarray, cfg: SamplerConfig) -> np.ndarray:
         order = sorted(range(len(td)), key=lambda i: (-abs(td[i]), -i))
         ranks = np.empty(len(td))
         ranks[order] = np.arange(1, len(td) + 1)
-        p = ranks ** -cfg.alpha
+        p = ranks**-cfg.alpha
         return p / p.sum()
     p = priorities_from_td(td, cfg.alpha, cfg.eps)
     p = p / p.sum()
@@ -79,7 +79,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("stratified", [True, False], ids=["stratified", "iid"])
-@pytest.mark.parametrize("name, switches", CASES, ids=[c[0] + ("_off_by_one" if "scan_off_by_one" in c[1] else "") for c in CASES])
+@pytest.mark.parametrize(
+    "name, switches", CASES, ids=[c[0] + ("_off_by_one" if "scan_off_by_one" in c[1] else "") for c in CASES]
+)
 def test_empirical_frequencies_match_the_exact_distribution(name, switches, stratified):
     s = filled(name, TD, seed=1, stratified=stratified, **switches)
     p = exact_probs(name, TD, s.cfg)
@@ -305,11 +307,15 @@ def test_unknown_sampler_name_names_key_value_and_choices():
 def test_rank_cdf_is_prefix_independent_of_capacity():
     small, big = RankOrder(10, 0.7), RankOrder(1000, 0.7)
     np.testing.assert_allclose(small.cdf, big.cdf[:10])
-    assert small.cdf[-1] == pytest.approx(sum(r ** -0.7 for r in range(1, 11)))
+    assert small.cdf[-1] == pytest.approx(sum(r**-0.7 for r in range(1, 11)))
 
 
 @settings(max_examples=120, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.integers(0, 14), st.sampled_from([0.0, 1.0, 2.0, 0.5, 3.25])), max_size=20), max_size=8))
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 14), st.sampled_from([0.0, 1.0, 2.0, 0.5, 3.25])), max_size=20), max_size=8
+    )
+)
 def test_rank_order_is_key_descending_newest_first_among_ties(batches):
     r = RankOrder(15, 0.7)
     model: dict[int, tuple[float, int]] = {}
@@ -350,6 +356,7 @@ def test_rank_preset_has_the_papers_rank_hyperparameters():
 
 # -- the real trainer with every sampler and every switch --------------------
 
+
 def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -385,8 +392,7 @@ def test_trainer_runs_with_every_sampler_and_switch(overrides):
     from per_exp.engine.trainer import Trainer
 
     cfg = _compose(
-        overrides
-        + ["max_episodes=6", "capacity=48", "batch_size=8", "learning_starts=8", "tracking.enabled=false"]
+        overrides + ["max_episodes=6", "capacity=48", "batch_size=8", "learning_starts=8", "tracking.enabled=false"]
     )
     validate(cfg)
     episodes: list[dict] = []

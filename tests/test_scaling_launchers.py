@@ -27,8 +27,10 @@ def _assert_two_finished(uri: str) -> None:
         assert [s for s, _ in histories(uri, x.info.run_id)["episode/steps"]] == [0, 1, 2]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
-                    reason="extra not installed: pip install 'per_exp[slurm]' (hydra-submitit-launcher)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="extra not installed: pip install 'per_exp[slurm]' (hydra-submitit-launcher)",
+)
 def test_submitit_local_sweep(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     r = sweep(["hydra/launcher=submitit_local", *TWO, f"tracking.uri={uri}"], tmp_path)
@@ -37,14 +39,23 @@ def test_submitit_local_sweep(tmp_path: Path):
     _assert_two_finished(uri)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None
-                    or importlib.util.find_spec("ray") is None,
-                    reason="extra not installed: pip install 'ray[default]' and hydra-ray-launcher (README, section Scaling out)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None or importlib.util.find_spec("ray") is None,
+    reason="extra not installed: pip install 'ray[default]' and hydra-ray-launcher (README, section Scaling out)",
+)
 def test_ray_local_instance_sweep(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    r = sweep(["hydra/launcher=ray", "+hydra.launcher.ray.init.include_dashboard=false",
-               "+hydra.launcher.ray.init.num_cpus=2", *TWO, f"tracking.uri={uri}"], tmp_path,
-              env={"RAY_USAGE_STATS_ENABLED": "0"})
+    r = sweep(
+        [
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.include_dashboard=false",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            *TWO,
+            f"tracking.uri={uri}",
+        ],
+        tmp_path,
+        env={"RAY_USAGE_STATS_ENABLED": "0"},
+    )
     assert r.returncode == 0, out(r)[-4000:]
     assert "2/2 jobs FINISHED" in r.stderr
     _assert_two_finished(uri)
@@ -69,9 +80,26 @@ def test_sweep_against_an_http_tracking_server(tmp_path: Path):
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 's.db'}", "--artifacts-destination", str(tmp_path / "art")],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 's.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "art"),
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         _wait_healthy(url, server)

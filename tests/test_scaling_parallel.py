@@ -13,8 +13,18 @@ def test_eight_parallel_jobs_into_a_fresh_store_lose_nothing(tmp_path: Path):
     store = tmp_path / "fresh" / "mlflow.db"  # neither the file nor its folder exists yet
     store.parent.mkdir()
     uri = f"sqlite:///{store}"
-    r = sweep(["hydra/launcher=joblib", "seed=range(8)", *TINY, "max_episodes=3",
-               "tracking.flush_every_episodes=2", "tracking.experiment=fanout", f"tracking.uri={uri}"], tmp_path)
+    r = sweep(
+        [
+            "hydra/launcher=joblib",
+            "seed=range(8)",
+            *TINY,
+            "max_episodes=3",
+            "tracking.flush_every_episodes=2",
+            "tracking.experiment=fanout",
+            f"tracking.uri={uri}",
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, out(r)[-4000:]
     assert "8/8 jobs FINISHED" in r.stderr
     c = client(uri)

@@ -11,7 +11,15 @@ import torch
 
 from conftest import compose
 from scaling_fixtures import (
-    CLOCK_KEYS, client, histories, jobs_and_parents, out, run_cli, same_series, signal_hook_env, sweep,
+    CLOCK_KEYS,
+    client,
+    histories,
+    jobs_and_parents,
+    out,
+    run_cli,
+    same_series,
+    signal_hook_env,
+    sweep,
 )
 
 from per_exp import checkpoint
@@ -22,10 +30,13 @@ def _deterministic(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in CLOCK_KEYS and not k.endswith("_seconds")}
 
 
-@pytest.mark.parametrize("overrides", [
-    ["sampler=sumtree"],
-    ["experiment=seed_notebook", "warmup_episodes=3"],  # linear scan, full refresh, warm-up sampler
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["sampler=sumtree"],
+        ["experiment=seed_notebook", "warmup_episodes=3"],  # linear scan, full refresh, warm-up sampler
+    ],
+)
 def test_trainer_state_round_trip_continues_exactly(overrides):
     cfg = compose([*overrides, "max_episodes=9", "capacity=300", "checkpoint.every_episodes=4"])
     ref: list = []
@@ -49,8 +60,16 @@ def test_trainer_state_round_trip_continues_exactly(overrides):
 
 def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["hydra/launcher=joblib", "seed=0,1,2", "sampler=sumtree", "max_episodes=6", "capacity=500",
-            "checkpoint.every_episodes=2", "tracking.flush_every_episodes=1", f"tracking.uri={uri}"]
+    args = [
+        "hydra/launcher=joblib",
+        "seed=0,1,2",
+        "sampler=sumtree",
+        "max_episodes=6",
+        "capacity=500",
+        "checkpoint.every_episodes=2",
+        "tracking.flush_every_episodes=1",
+        f"tracking.uri={uri}",
+    ]
     # seed 1 dies by SIGKILL as it starts episode 5: the checkpoint holds episodes 0-3, the store 0-4
     first = sweep(args, tmp_path, env=signal_hook_env(tmp_path, "sumtree-dueling-s1", 5, signal.SIGKILL))
     assert first.returncode != 0, out(first)[-3000:]
@@ -58,8 +77,9 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
     killed = {x.data.params["seed"]: x for x in jobs}["1"]
     assert killed.info.status == "RUNNING"  # nothing ran to mark it: the process just vanished
     assert len(client(uri).get_metric_history(killed.info.run_id, "episode/steps")) == 5
-    ckpt_file = checkpoint.path_for(tmp_path / "checkpoints", killed.info.experiment_id,
-                                    killed.data.tags["config_hash"])
+    ckpt_file = checkpoint.path_for(
+        tmp_path / "checkpoints", killed.info.experiment_id, killed.data.tags["config_hash"]
+    )
     assert checkpoint.load(ckpt_file)["trainer"]["counters"]["episode"] == 4
 
     again = sweep(args, tmp_path)  # the same command, without the kill
@@ -78,8 +98,9 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
     # the reference: the same job, never interrupted, in this process
     ref: dict[str, list] = {}
     cfg = compose(["seed=1", "sampler=sumtree", "max_episodes=6", "capacity=500"])
-    s = Trainer(cfg, sink=lambda e, m: [ref.setdefault(k, []).append((e, v))
-                                        for k, v in _deterministic(m).items()]).run()
+    s = Trainer(
+        cfg, sink=lambda e, m: [ref.setdefault(k, []).append((e, v)) for k, v in _deterministic(m).items()]
+    ).run()
     h = histories(uri, resumed.info.run_id)
     for key, series in ref.items():
         assert same_series(h[key], series), (key, h[key], series)  # one point per step, same values
@@ -90,8 +111,14 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
 
 def test_ctrl_c_kills_the_run_then_resume_skip_and_forced_rerun(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["sampler=uniform", "seed=3", "max_episodes=5", "capacity=500", "checkpoint.every_episodes=1",
-            f"tracking.uri={uri}"]
+    args = [
+        "sampler=uniform",
+        "seed=3",
+        "max_episodes=5",
+        "capacity=500",
+        "checkpoint.every_episodes=1",
+        f"tracking.uri={uri}",
+    ]
     r = run_cli(args, tmp_path, env=signal_hook_env(tmp_path, "uniform-dueling-s3", 2, signal.SIGINT))
     assert r.returncode != 0
     jobs, _ = jobs_and_parents(uri)

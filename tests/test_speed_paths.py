@@ -16,8 +16,18 @@ def _pair(name: str, hidden: int, layers: int, obs_dim: int = 4, n_actions: int 
     agents = []
     for backend in ("torch", "fused"):
         torch.manual_seed(3)
-        agents.append(DDQNAgent(NetworkConfig(name=name, hidden=hidden, layers=layers), obs_dim, n_actions,
-                                1e-3, 0.99, False, np.random.default_rng(0), backend=backend))
+        agents.append(
+            DDQNAgent(
+                NetworkConfig(name=name, hidden=hidden, layers=layers),
+                obs_dim,
+                n_actions,
+                1e-3,
+                0.99,
+                False,
+                np.random.default_rng(0),
+                backend=backend,
+            )
+        )
     return agents
 
 
@@ -37,7 +47,9 @@ def _assert_same_params(a: DDQNAgent, b: DDQNAgent, atol: float) -> None:
         torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=atol, msg=name)
 
 
-@pytest.mark.parametrize("name,hidden,layers,n_actions", [("dueling", 32, 3, 2), ("mlp", 8, 2, 3), ("dueling", 5, 1, 3)])
+@pytest.mark.parametrize(
+    "name,hidden,layers,n_actions", [("dueling", 32, 3, 2), ("mlp", 8, 2, 3), ("dueling", 5, 1, 3)]
+)
 def test_fused_update_equals_torch_update(name, hidden, layers, n_actions):
     ref, fast = _pair(name, hidden, layers, n_actions=n_actions)
     _assert_same_params(ref, fast, 0.0)
@@ -98,8 +110,19 @@ def test_bench_train_runs_and_writes_speedup(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "bench.json"
     p = subprocess.run(
-        [sys.executable, str(root / "scripts" / "bench_train.py"), "--steps", "300", "--update-iters", "5", "--json", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(root / "scripts" / "bench_train.py"),
+            "--steps",
+            "300",
+            "--update-iters",
+            "5",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr[-2000:]
     d = json.loads(out.read_text())

@@ -108,9 +108,24 @@ class DDQNAgent:
         one = np.ones(1, dtype=np.float32)
         f.greedy_action(self._theta_np, x[0], *self._layout)
         f.ddqn_adam_step(
-            self._theta_np.copy(), self._theta_t_np.copy(), self._exp_avg_np.copy(), self._exp_avg_sq_np.copy(),
-            np.zeros(1, dtype=np.float32), 1e-3, 0.9, 0.999, 1e-8, 0.99, *self._layout,
-            x, np.zeros(1, dtype=np.int64), one, x, one, one, np.empty(1, dtype=np.float32),
+            self._theta_np.copy(),
+            self._theta_t_np.copy(),
+            self._exp_avg_np.copy(),
+            self._exp_avg_sq_np.copy(),
+            np.zeros(1, dtype=np.float32),
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            0.99,
+            *self._layout,
+            x,
+            np.zeros(1, dtype=np.int64),
+            one,
+            x,
+            one,
+            one,
+            np.empty(1, dtype=np.float32),
         )
 
     def _bind_adam_state(self) -> None:
@@ -141,10 +156,24 @@ class DDQNAgent:
         lr, beta1, beta2, eps = self._adam
         td = np.empty(len(b.actions), dtype=np.float32)
         loss = self._fused.ddqn_adam_step(
-            self._theta_np, self._theta_t_np, self._exp_avg_np, self._exp_avg_sq_np, self._step_np,
-            lr, beta1, beta2, eps, self.gamma, *self._layout,
-            b.states, b.actions, b.rewards, b.next_states, b.dones,
-            np.asarray(weights, dtype=np.float32), td,
+            self._theta_np,
+            self._theta_t_np,
+            self._exp_avg_np,
+            self._exp_avg_sq_np,
+            self._step_np,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            self.gamma,
+            *self._layout,
+            b.states,
+            b.actions,
+            b.rewards,
+            b.next_states,
+            b.dones,
+            np.asarray(weights, dtype=np.float32),
+            td,
         )
         return float(loss), td
 
@@ -152,7 +181,9 @@ class DDQNAgent:
         # Same comparison as the seed: greedy when epsilon < u.
         if epsilon < self.rng.random():
             if self.backend == "fused":
-                return int(self._fused.greedy_action(self._theta_np, np.asarray(state, dtype=np.float32), *self._layout))
+                return int(
+                    self._fused.greedy_action(self._theta_np, np.asarray(state, dtype=np.float32), *self._layout)
+                )
             with torch.no_grad():
                 q = self.online(torch.from_numpy(np.asarray(state, dtype=np.float32)).unsqueeze(0))
             return int(q.argmax(dim=1).item())

@@ -87,9 +87,28 @@ def greedy_action(theta, state, obs_dim, hidden, layers, n_actions, dueling):
 
 @njit(cache=True, fastmath=_FM)
 def ddqn_adam_step(
-    theta, theta_target, exp_avg, exp_avg_sq, step, lr, beta1, beta2, adam_eps, gamma,
-    obs_dim, hidden, layers, n_actions, dueling,
-    s, a, r, s2, done, w, td_out,
+    theta,
+    theta_target,
+    exp_avg,
+    exp_avg_sq,
+    step,
+    lr,
+    beta1,
+    beta2,
+    adam_eps,
+    gamma,
+    obs_dim,
+    hidden,
+    layers,
+    n_actions,
+    dueling,
+    s,
+    a,
+    r,
+    s2,
+    done,
+    w,
+    td_out,
 ):
     """One double-DQN gradient step with Adam; theta/exp_avg/exp_avg_sq/step[0] change in place.
 
@@ -181,8 +200,8 @@ def ddqn_adam_step(
     # torch.optim.Adam (no weight decay, no amsgrad), same formula and order
     step[0] += 1.0
     t = step[0]
-    bc1 = 1.0 - beta1 ** t
-    bc2_sqrt = (1.0 - beta2 ** t) ** 0.5
+    bc1 = 1.0 - beta1**t
+    bc2_sqrt = (1.0 - beta2**t) ** 0.5
     step_size = lr / bc1
     for p in range(theta.shape[0]):
         gp = grad[p]

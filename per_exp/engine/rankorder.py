@@ -150,9 +150,7 @@ class RankOrder:
     def set(self, slots: np.ndarray, keys: np.ndarray, limit: int | None = None) -> None:
         """Give slots new keys (last duplicate wins); all or nothing, like SumTree.update."""
         slots, keys = validated_writes(slots, keys, self.capacity, limit, "slot", "slots")
-        self.n = int(
-            _set(self.key, self.stamp, self.skey, self.sstamp, self.order, self.n, self.clock, slots, keys)
-        )
+        self.n = int(_set(self.key, self.stamp, self.skey, self.sstamp, self.order, self.n, self.clock, slots, keys))
         self.clock += slots.size
 
     def ranks(self, slots: np.ndarray) -> np.ndarray:

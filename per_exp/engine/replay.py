@@ -50,9 +50,7 @@ class ReplayBuffer:
         return i
 
     def gather(self, idx: np.ndarray) -> Batch:
-        return Batch(
-            self.states[idx], self.actions[idx], self.rewards[idx], self.next_states[idx], self.dones[idx]
-        )
+        return Batch(self.states[idx], self.actions[idx], self.rewards[idx], self.next_states[idx], self.dones[idx])
 
     def all(self) -> Batch:
         n = self.size

@@ -324,8 +324,16 @@ class SumTreeSampler(_Prioritized):
         if slots.size > tree._scratch.size:
             tree._scratch = np.empty(slots.size, dtype=np.float64)
         bad, p_max = _update_from_td(
-            tree.tree, tree.mins, tree.cap, tree.track_min, slots, td, self.cfg.alpha, self.cfg.eps,
-            self.size, tree._scratch,
+            tree.tree,
+            tree.mins,
+            tree.cap,
+            tree.track_min,
+            slots,
+            td,
+            self.cfg.alpha,
+            self.cfg.eps,
+            self.size,
+            tree._scratch,
         )
         if bad >= 0:  # nothing was written; the wrapper builds the message
             tree.update_from_td(slots, td, self.cfg.alpha, self.cfg.eps, self.size)

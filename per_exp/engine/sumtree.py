@@ -56,9 +56,7 @@ def validated_writes(
         i = int(indices[bad])
         if not 0 <= i < limit:
             raise ValueError(f"{noun} at index {bad} is {i}; {nouns} must be in [0, {limit})")
-        raise ValueError(
-            f"priority at index {bad} ({noun} {i}) is {values[bad]!r}; priorities must be finite and >= 0"
-        )
+        raise ValueError(f"priority at index {bad} ({noun} {i}) is {values[bad]!r}; priorities must be finite and >= 0")
     return indices, values
 
 

@@ -83,8 +83,14 @@ class Trainer:
         obs_dim = int(self.env.observation_space.shape[0])
         n_actions = int(self.env.action_space.n)
         self.agent = DDQNAgent(
-            cfg.network, obs_dim, n_actions, cfg.lr, cfg.gamma, cfg.target_sync.copy_at_start,
-            np.random.default_rng(agent_ss), backend=cfg.update_backend,
+            cfg.network,
+            obs_dim,
+            n_actions,
+            cfg.lr,
+            cfg.gamma,
+            cfg.target_sync.copy_at_start,
+            np.random.default_rng(agent_ss),
+            backend=cfg.update_backend,
         )
         self.buffer = ReplayBuffer(cfg.capacity, obs_dim)
         self.sampler = make_sampler(cfg.sampler, cfg.capacity, int(sampler_ss.generate_state(1)[0]))
@@ -246,7 +252,10 @@ class Trainer:
                 log.info(
                     "%sep %4d | len %3d | mean10 %6.1f | eps %.3f | loss %s | %5.0f steps/s",
                     f"[{self.label}] " if self.label else "",
-                    self.episode, length, float(np.mean(recent)), m["episode/epsilon"],
+                    self.episode,
+                    length,
+                    float(np.mean(recent)),
+                    m["episode/epsilon"],
                     f"{m['train/loss']:.4f}" if "train/loss" in m else "  -   ",
                     self.total_steps / max(time.perf_counter() - t_start, 1e-9),
                 )
@@ -256,8 +265,12 @@ class Trainer:
                 log.info("%ssolved at episode %d", f"[{self.label}] " if self.label else "", s.solved_episode)
                 break
             every = cfg.checkpoint.every_episodes
-            if self.on_checkpoint is not None and every and self.episode % every == 0 \
-                    and self.episode < cfg.max_episodes:
+            if (
+                self.on_checkpoint is not None
+                and every
+                and self.episode % every == 0
+                and self.episode < cfg.max_episodes
+            ):
                 self.on_checkpoint(self)
         s.episodes = self.episode
         s.total_env_steps = self.total_steps
