@@ -50,7 +50,8 @@ def find_axes(runs: pd.DataFrame, ignore=()) -> Axes:
         else:
             constant[k] = df[k].iloc[0] if len(df) else None
     order = sorted(varying, key=lambda k: (-df[k].nunique(), not k.endswith(".name"), len(k), k))
-    kept, aliases = [], {}
+    kept: list[str] = []
+    aliases: dict[str, str] = {}
     for k in order:
         base = next((a for a in kept if _is_function_of(df, k, a)), None)
         if base is None:
@@ -99,4 +100,4 @@ def group_order(runs: pd.DataFrame, axes: Axes) -> list:
     sort_keys = {
         row["_g"]: tuple(_sort_key(str(row[f"params.{a}"])) for a in axes.axes) for _, row in firsts.iterrows()
     }
-    return sorted(sort_keys, key=sort_keys.get)
+    return sorted(sort_keys, key=lambda g: sort_keys[g])

@@ -29,7 +29,6 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
 
 import pandas as pd
 
@@ -57,12 +56,12 @@ class Loaded:
     experiment_name: str
     experiment_id: str
     tracking_uri: str
-    sweep_id: Optional[str] = None  # the --sweep given, if any
+    sweep_id: str | None = None  # the --sweep given, if any
     n_found: int = 0  # job runs found before anything was left out
     notes: list = field(default_factory=list)
 
 
-def resolve_tracking_uri(uri: Optional[str] = None) -> str:
+def resolve_tracking_uri(uri: str | None = None) -> str:
     """The trainer's rule: explicit URI, else $MLFLOW_TRACKING_URI, else ./mlflow.db."""
     if uri:
         return uri
@@ -123,7 +122,7 @@ def run_row(run) -> dict:
     return row
 
 
-def _episodes_from_csv(run, tracking_uri: str) -> Optional[pd.DataFrame]:
+def _episodes_from_csv(run, tracking_uri: str) -> pd.DataFrame | None:
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
@@ -148,7 +147,7 @@ def _episodes_from_csv(run, tracking_uri: str) -> Optional[pd.DataFrame]:
     return long
 
 
-def _episodes_from_history(client, run) -> Optional[pd.DataFrame]:
+def _episodes_from_history(client, run) -> pd.DataFrame | None:
     """Fallback: one get_metric_history request per per-episode metric."""
     keys = [k for k in run.data.metrics if "/" in k]
     frames = []
@@ -170,7 +169,7 @@ def _episodes_from_history(client, run) -> Optional[pd.DataFrame]:
     return pd.concat(frames, ignore_index=True)
 
 
-def _episodes_for(client, run, tracking_uri: str) -> tuple[Optional[pd.DataFrame], str]:
+def _episodes_for(client, run, tracking_uri: str) -> tuple[pd.DataFrame | None, str]:
     df = _episodes_from_csv(run, tracking_uri)
     if df is not None:
         return df, "csv"
@@ -182,8 +181,8 @@ EPISODE_COLUMNS = ["run_id", "episode", "metric", "value"]
 
 def load_runs(
     experiment: str,
-    sweep: Optional[str] = None,
-    tracking_uri: Optional[str] = None,
+    sweep: str | None = None,
+    tracking_uri: str | None = None,
     progress: bool = True,
     workers: int = 4,
 ) -> Loaded:
@@ -308,7 +307,7 @@ def load_runs(
     )
 
 
-def latest_sweep_parent(experiment: str, tracking_uri: Optional[str] = None) -> Optional[str]:
+def latest_sweep_parent(experiment: str, tracking_uri: str | None = None) -> str | None:
     """Run id of the most recently started sweep parent run in the experiment, if any."""
     uri = resolve_tracking_uri(tracking_uri)
     client = _client(uri)

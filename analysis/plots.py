@@ -9,19 +9,19 @@ seaborn ``colorblind`` palette (Okabe-Ito-like) throughout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from .axes import short  # noqa: E402
+from .axes import short
 
 FULL_WIDTH = 7.0
 COLUMN_WIDTH = 3.5
@@ -65,7 +65,7 @@ def _legend_below(ax, n: int) -> None:
 def learning_curves_figure(
     bands: Mapping[str, tuple],
     palette: Mapping[str, tuple],
-    success_length: Optional[float] = None,
+    success_length: float | None = None,
     window: int = 10,
     aggregate: str = "IQM",
 ):
@@ -203,7 +203,7 @@ def ablation_grid_figure(
     """
     x_key, col_key = axes_keys[0], axes_keys[1]
     rest = list(axes_keys[2:])
-    row_vals = [()]
+    row_vals: list[tuple[str, ...]] = [()]
     if rest:
         row_vals = sorted({tuple(str(v) for v in r) for r in scores[rest].itertuples(index=False)})
     cols = values[col_key]

@@ -16,15 +16,15 @@ import argparse
 import datetime as _dt
 import html
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import plots
-from .axes import axis_values, find_axes, group_labels, group_order, short
-from .load import CURVE_METRIC, LoadError, Loaded, latest_sweep_parent, load_runs
+from .axes import axis_values, find_axes, group_labels, group_order
+from .load import CURVE_METRIC, Loaded, LoadError, latest_sweep_parent, load_runs
 from .stats import (
     REPS,
     ROLLING_WINDOW,
@@ -82,7 +82,7 @@ def score_table(agg: pd.DataFrame, scores: pd.DataFrame, order: Sequence[str], w
 # --------------------------------------------------------------------------- the analysis
 
 
-def analyse(loaded: Loaded, reps: int = REPS, seed: int = 0, grid_episodes: Optional[int] = None, ignore=()):
+def analyse(loaded: Loaded, reps: int = REPS, seed: int = 0, grid_episodes: int | None = None, ignore=()):
     """Everything the report shows, as frames (no files written)."""
     runs = loaded.runs
     axes = find_axes(runs, ignore=ignore)
@@ -240,9 +240,9 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
     L += [
         "## Scores",
         "",
-        f"- **Episodes to solve** (lower is better): the episode index at which the solve rule fired "
-        f"(`solved_episode`); a run that never solved counts as its cap `max_episodes`. "
-        f"The fraction solved is shown beside it.",
+        "- **Episodes to solve** (lower is better): the episode index at which the solve rule fired "
+        "(`solved_episode`); a run that never solved counts as its cap `max_episodes`. "
+        "The fraction solved is shown beside it.",
         f"- **AUC** (higher is better): mean episode length over the common grid of episodes "
         f"0..{res['grid_len'] - 1}; a run that stopped because it solved continues at its final rolling level "
         f"(mean of its last {ROLLING_WINDOW} episode lengths).",
@@ -369,11 +369,11 @@ def render_html(md_text: str, title: str) -> str:
 def build_report(
     experiment: str,
     out: Path,
-    sweep: Optional[str] = None,
-    tracking_uri: Optional[str] = None,
+    sweep: str | None = None,
+    tracking_uri: str | None = None,
     reps: int = REPS,
     seed: int = 0,
-    grid_episodes: Optional[int] = None,
+    grid_episodes: int | None = None,
     ignore=(),
     log: bool = True,
     progress: bool = True,
@@ -405,7 +405,7 @@ def build_report(
     return {"loaded": loaded, "result": res, "written": written, "out": out, "logged_to": logged_to}
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="per-cartpole", help="MLflow experiment name (default: per-cartpole)")
     p.add_argument("--sweep", default=None, help="parent run id of one sweep (default: all runs of the experiment)")
@@ -426,7 +426,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from mlflow.exceptions import MlflowException
 

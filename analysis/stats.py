@@ -23,8 +23,8 @@ Everything here is a pure function of small NumPy arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -101,8 +101,8 @@ def aggregate_table(
     Columns ``group, n, aggregate, point, lo, hi`` (one row per group x aggregate).
     """
     rows = []
-    for group, x in scores.items():
-        x = np.asarray(x, dtype=float)
+    for group, values in scores.items():
+        x = np.asarray(values, dtype=float)
         for name in aggregates:
             point_fn, vec_fn = AGGREGATES[name]
             lo, hi = bootstrap_ci((x,), vec_fn, reps=reps, seed=seed)
@@ -197,8 +197,8 @@ def performance_profile(
         return np.moveaxis(frac, -1, 0)  # scipy wants the statistic's own axis first
 
     frames = []
-    for g, x in scores.items():
-        x = np.asarray(x, dtype=float)
+    for g, values in scores.items():
+        x = np.asarray(values, dtype=float)
         lo, hi = bootstrap_ci((x,), stat, reps=reps, seed=seed)
         frames.append(
             pd.DataFrame(
@@ -313,7 +313,7 @@ def run_scores(
     episodes: pd.DataFrame,
     groups: pd.Series,
     metric: str = "episode/steps",
-    grid_len: Optional[int] = None,
+    grid_len: int | None = None,
     window: int = ROLLING_WINDOW,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Per-run scores and the learning-curve matrix on the common grid.

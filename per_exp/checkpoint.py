@@ -12,7 +12,7 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ def default_root(uri: str, launch_dir: Path) -> Path:
     return (launch_dir / "checkpoints").resolve()
 
 
-def root_for(configured: Optional[str], uri: str, launch_dir: Path) -> Path:
+def root_for(configured: str | None, uri: str, launch_dir: Path) -> Path:
     if configured:
         p = Path(configured).expanduser()
         return (p if p.is_absolute() else launch_dir / p).resolve()
@@ -56,7 +56,7 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path) -> Optional[dict[str, Any]]:
+def load(path: Path) -> dict[str, Any] | None:
     """The checkpoint at `path`, or None if there is none or it cannot be read."""
     if not path.exists():
         return None

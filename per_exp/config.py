@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 SAMPLERS = ("uniform", "linear_scan", "sumtree", "rank")
 NETWORKS = ("dueling", "mlp")
@@ -92,7 +92,7 @@ class SolveConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the launch folder
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the launch folder
     experiment: str = "per-cartpole"
     enabled: bool = True
     flush_every_episodes: int = 25  # metrics are sent in batches, not one call per number
@@ -106,7 +106,7 @@ class CheckpointConfig:
     every_episodes: int = 25  # 0 turns checkpoints off; a killed job redoes at most this many episodes
     # None: <folder of the sqlite store>/checkpoints, or ./checkpoints in the launch folder for a
     # server URI. Files are keyed by config hash, so a re-launch finds them whatever Hydra's sweep dir.
-    dir: Optional[str] = None
+    dir: str | None = None
     keep: bool = False  # keep the file after the run FINISHED (it is deleted by default)
 
 
@@ -137,6 +137,22 @@ class Config:
     log_every_episodes: int = 10  # console progress line interval
     fail_at_episode: int = -1  # test hook: raise at this episode to exercise failure handling
     rerun: bool = False  # run again even if a FINISHED run with the same config hash exists
+
+
+def typed(cfg: DictConfig) -> Config:
+    """The composed config as the typed `Config` the code reads."""
+    conf = OmegaConf.to_object(cfg)
+    if not isinstance(conf, Config):
+        raise TypeError(f"expected a composed per_exp config, got {type(conf).__name__}")
+    return conf
+
+
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain nested dicts, interpolations resolved (what is hashed and logged)."""
+    d = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(d, dict):
+        raise TypeError(f"expected a config mapping, got {type(d).__name__}")
+    return {str(k): v for k, v in d.items()}
 
 
 def register_configs() -> None:
@@ -206,7 +222,7 @@ def validate(cfg: Config) -> None:
         ),
         ("solve.consecutive", cfg.solve.consecutive, cfg.solve.consecutive >= 1, "an integer >= 1"),
         ("target_sync.every", cfg.target_sync.every, cfg.target_sync.every >= 1, "an integer >= 1"),
-        ("epsilon.scale", cfg.epsilon.scale, 0.0 <= cfg.epsilon.scale, "a number >= 0"),
+        ("epsilon.scale", cfg.epsilon.scale, cfg.epsilon.scale >= 0.0, "a number >= 0"),
         ("epsilon.decay_steps", cfg.epsilon.decay_steps, cfg.epsilon.decay_steps >= 1, "an integer >= 1"),
         ("tracking.experiment", cfg.tracking.experiment, bool(cfg.tracking.experiment), "a non-empty name"),
         (

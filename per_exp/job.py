@@ -19,10 +19,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import checkpoint, resume, tracking
-from per_exp.sweep import read_sweep_file
-from per_exp.config import Config, ConfigError, validate
+from per_exp import checkpoint, config, resume, tracking
+from per_exp.config import ConfigError, validate
 from per_exp.engine.trainer import Trainer
+from per_exp.sweep import read_sweep_file
 
 log = logging.getLogger("per_exp")
 
@@ -79,8 +79,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     a FINISHED run means skip; an unfinished one is continued in place from
     its checkpoint (see `per_exp.resume`).
     """
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    conf: Config = OmegaConf.to_object(cfg)
+    resolved = config.resolved(cfg)
+    conf = config.typed(cfg)
     try:
         validate(conf)
     except ConfigError as e:
@@ -119,6 +119,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         )
     else:
         # The run keeps its original parent: it is the same piece of work, now continued.
+        assert plan.run_id is not None  # resume.decide names the run it continues
         run = tracking.RunLogger.attach(client, plan.run_id, conf.tracking.flush_every_episodes)
         previous = client.get_run(plan.run_id).data.tags
         if "error" in previous:  # the error of an earlier attempt; it is in error.txt if it was a crash

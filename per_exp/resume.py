@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from per_exp import checkpoint, tracking
 
@@ -23,8 +23,8 @@ SKIP, RESUME, FRESH = "skip", "resume", "fresh"
 @dataclass
 class Plan:
     action: str  # skip | resume | fresh
-    run_id: Optional[str] = None  # the run to skip or continue
-    state: Optional[dict[str, Any]] = None  # the checkpoint to resume from (None: from episode 0)
+    run_id: str | None = None  # the run to skip or continue
+    state: dict[str, Any] | None = None  # the checkpoint to resume from (None: from episode 0)
     reason: str = ""
 
     @property
@@ -32,7 +32,7 @@ class Plan:
         return int(self.state["trainer"]["counters"]["episode"]) if self.state else 0
 
 
-def decide(runs: list, ckpt: Optional[dict[str, Any]], rerun: bool) -> Plan:
+def decide(runs: list, ckpt: dict[str, Any] | None, rerun: bool) -> Plan:
     """Pure decision from the runs carrying the hash (newest first) and the checkpoint on disk."""
     if rerun:
         return Plan(FRESH, reason="rerun=true: a new run even though runs with this config hash may exist")

@@ -16,13 +16,13 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from per_exp import checkpoint, tracking
-from per_exp.config import ConfigError, validate
+from per_exp.config import ConfigError, resolved, typed, validate
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,13 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
     return [job for batch in batches for job in batch]
 
 
-def compose_job_configs(config_name: Optional[str], overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
+def compose_job_configs(config_name: str | None, overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
     from hydra import compose
 
     return [(job, compose(config_name=config_name, overrides=job)) for job in expand_sweep(overrides)]
 
 
-def read_sweep_file(sweep_dir: str | Path) -> Optional[dict]:
+def read_sweep_file(sweep_dir: str | Path) -> dict | None:
     p = Path(sweep_dir) / tracking.SWEEP_FILE
     return json.loads(p.read_text()) if p.exists() else None
 
@@ -70,23 +70,24 @@ class SweepFailed(SystemExit):
 
 class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
-        self.parent: Optional[dict] = None
+        self.parent: dict | None = None
         self._closed = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         config_name = kwargs.get("config_name")
-        task_overrides = list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
+        # unresolved: an override is passed on as typed (it may hold an interpolation)
+        task_overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False) or []]
         try:
             jobs = compose_job_configs(config_name, task_overrides)
-            for job_overrides, job_cfg in jobs:
-                validate(OmegaConf.to_object(job_cfg))
+            for _, job_cfg in jobs:
+                validate(typed(job_cfg))
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
         first = jobs[0][1]
         if not first.tracking.enabled:
             return
-        hashes = [tracking.config_hash(OmegaConf.to_container(c, resolve=True)) for _, c in jobs]
+        hashes = [tracking.config_hash(resolved(c)) for _, c in jobs]
         _refuse_duplicate_hashes(jobs, hashes)
         uri = tracking.resolve_uri(first.tracking.uri)
         # The store is created (schema migrated) and the experiment made here, once, before any

@@ -13,9 +13,10 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ _VERSIONED = ("per_exp", "torch", "numpy", "gymnasium", "mlflow", "hydra-core", 
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
 
 
-def resolve_uri(uri: Optional[str]) -> str:
+def resolve_uri(uri: str | None) -> str:
     """Config key, then $MLFLOW_TRACKING_URI, then sqlite:///mlflow.db in the launch folder.
 
     A relative sqlite path is made absolute so that workers started in
@@ -191,8 +192,8 @@ class RunLogger:
         params: dict[str, Any],
         tags: dict[str, str],
         flush_every: int = 25,
-    ) -> "RunLogger":
-        from mlflow.entities import Param, RunTag
+    ) -> RunLogger:
+        from mlflow.entities import Param
 
         run = client.create_run(experiment_id, run_name=name, tags=tags)
         rid = run.info.run_id
@@ -202,7 +203,7 @@ class RunLogger:
         return cls(client, rid, flush_every)
 
     @classmethod
-    def attach(cls, client, run_id: str, flush_every: int = 25) -> "RunLogger":
+    def attach(cls, client, run_id: str, flush_every: int = 25) -> RunLogger:
         """Continue an existing run: reopen it and learn which metric points it already holds."""
         run = client.get_run(run_id)
         logger = cls(client, run_id, flush_every)

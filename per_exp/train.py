@@ -7,7 +7,6 @@ config and hands it to `per_exp.job.run_job`. Nothing else imports this module.
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import hydra
 from omegaconf import DictConfig
@@ -19,7 +18,7 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def _hydra_main(cfg: DictConfig) -> Optional[dict]:
+def _hydra_main(cfg: DictConfig) -> dict | None:
     return run_job(cfg)
 
 

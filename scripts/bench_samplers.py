@@ -11,8 +11,8 @@ weights; `sumtree+buffer_norm` adds the min tree cpprb always maintains),
 baseline) and `cpprb` (cpprb.PrioritizedReplayBuffer, the public reference,
 when installed: `pip install -e ".[bench]"`). Reported: microseconds per
 operation (CPU time of the benchmarking thread, median over repeats; wall
-time alongside), and the ratio to cpprb measured in the same process. The JIT compile of the numba kernels happens in warm-up ops
-that are not timed.
+time alongside), and the ratio to cpprb measured in the same process. The
+JIT compile of the numba kernels happens in warm-up ops that are not timed.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable, Optional
+from functools import partial
 
 import numpy as np
 
@@ -32,7 +33,7 @@ SIZES = [(10_000, 32), (2**17, 64), (2**20, 256)]
 SEED_EPS = 1e-4  # the notebook's TD_ERROR_EPSILON
 
 
-def seed_scan_indices(memory: list, batch_size: int, rng: np.random.Generator, u: Optional[np.ndarray] = None) -> list:
+def seed_scan_indices(memory: list, batch_size: int, rng: np.random.Generator, u: np.ndarray | None = None) -> list:
     """The notebook's TDerrorMemory.get_prioritized_indexes, line for line.
 
     Only the random source differs: a Generator (or given uniforms `u` in
@@ -148,16 +149,16 @@ def run(quick: bool, sizes: list[tuple[int, int]] = SIZES) -> list[dict]:
         rng = np.random.default_rng(0)
         td0 = rng.exponential(size=n)  # |TD|-like priorities
         makers: list[tuple[str, Callable]] = [
-            ("uniform", lambda: _per_exp_op("uniform", n, b, td0, rng)),
-            ("linear_scan", lambda: _per_exp_op("linear_scan", n, b, td0, rng)),
-            ("sumtree", lambda: _per_exp_op("sumtree", n, b, td0, rng)),
-            ("sumtree+buffer_norm", lambda: _per_exp_op("sumtree", n, b, td0, rng, weight_norm="buffer")),
-            ("rank", lambda: _per_exp_op("rank", n, b, td0, rng, alpha=0.7)),
+            ("uniform", partial(_per_exp_op, "uniform", n, b, td0, rng)),
+            ("linear_scan", partial(_per_exp_op, "linear_scan", n, b, td0, rng)),
+            ("sumtree", partial(_per_exp_op, "sumtree", n, b, td0, rng)),
+            ("sumtree+buffer_norm", partial(_per_exp_op, "sumtree", n, b, td0, rng, weight_norm="buffer")),
+            ("rank", partial(_per_exp_op, "rank", n, b, td0, rng, alpha=0.7)),
         ]
         if not quick or n == sizes[0][0]:
-            makers.append(("seed_scan", lambda: _seed_op(n, b, td0, rng)))
+            makers.append(("seed_scan", partial(_seed_op, n, b, td0, rng)))
         if _have_cpprb():
-            makers.append(("cpprb", lambda: _cpprb_op(n, b, td0, rng)))
+            makers.append(("cpprb", partial(_cpprb_op, n, b, td0, rng)))
         times = {}
         for name, make in makers:
             slow = name in ("seed_scan", "linear_scan", "rank")
@@ -206,7 +207,7 @@ def _machine() -> str:
     return f"{model}, {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.1f}"
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few, short repeats; seed scan at the first size only")
     ap.add_argument("--json", metavar="PATH", help="write the records (sampler, N, B, us_per_op, ratio_to_cpprb)")

@@ -39,15 +39,14 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from seed_replica import run_replica  # noqa: E402
 
 TRAINER_PARTS = ("act", "env", "sample", "update", "priority", "refresh", "logging")
@@ -240,8 +239,8 @@ def print_throughput(out: dict) -> None:
 # ----------------------------------------------------------------------------- one update
 def update_microbench(n: int, with_compile: bool) -> dict:
     """CPU microseconds per DDQN update at batch 32 (seed network): eager torch, fused, and torch.compile."""
-    from per_exp.engine.agent import DDQNAgent, double_dqn_targets, weighted_huber
     from per_exp.config import NetworkConfig
+    from per_exp.engine.agent import DDQNAgent, double_dqn_targets, weighted_huber
     from per_exp.engine.replay import Batch
 
     rng = np.random.default_rng(0)
@@ -265,8 +264,8 @@ def update_microbench(n: int, with_compile: bool) -> dict:
 
     for backend in ("torch", "fused"):
         a = DDQNAgent(NetworkConfig(), 4, 2, 1e-4, 0.99, False, np.random.default_rng(0), backend)
-        out[f"update_us[{backend}]"] = timed(lambda: a.update(b, w))
-        out[f"act_us[{backend}]"] = timed(lambda: a.act(b.states[0], 0.0))
+        out[f"update_us[{backend}]"] = timed(partial(a.update, b, w))
+        out[f"act_us[{backend}]"] = timed(partial(a.act, b.states[0], 0.0))
     if with_compile:
         a = DDQNAgent(NetworkConfig(), 4, 2, 1e-4, 0.99, False, np.random.default_rng(0), "torch")
 
@@ -393,7 +392,7 @@ def print_learning(out: dict) -> None:
             )
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10_000, help="env steps per timed run (throughput mode)")
     ap.add_argument(

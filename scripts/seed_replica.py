@@ -25,8 +25,8 @@ from __future__ import annotations
 import random
 import time
 from collections import namedtuple
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -212,7 +212,7 @@ class Brain:
 
 @dataclass
 class ReplicaResult:
-    solved_episode: Optional[int] = None
+    solved_episode: int | None = None
     episodes: int = 0
     total_env_steps: int = 0
     wall_seconds: float = 0.0
@@ -226,9 +226,9 @@ class ReplicaResult:
 
 def run_replica(
     seed: int = 0,
-    max_env_steps: Optional[int] = None,
+    max_env_steps: int | None = None,
     max_episodes: int = NUM_EPISODES,
-    log: Optional[Callable[[int, int], None]] = None,
+    log: Callable[[int, int], None] | None = None,
     stop_on_solve: bool = True,
 ) -> ReplicaResult:
     """The notebook's Environment.run(); returns episode lengths, solve index and wall time.

@@ -74,7 +74,7 @@ def log_job(
     metrics=True,
     tmp: Path | None = None,
 ):
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     name = f"{params['sampler.name']}-{params['network.name']}-s{params['seed']}"
     tags = {
@@ -239,7 +239,6 @@ def run_real_sweep(tmp: Path, overrides, timeout=600):
 # Import these names into a test module to use them (tests/conftest.py is not ours).
 
 import pytest  # noqa: E402
-
 
 # Each test module that imports a fixture gets its own copy of the definition, so
 # "session" scope alone would build a store once per module: this cache (one per

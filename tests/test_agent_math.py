@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from per_exp.engine.agent import DDQNAgent, double_dqn_targets, weighted_huber
 from per_exp.config import NetworkConfig
+from per_exp.engine.agent import DDQNAgent, double_dqn_targets, weighted_huber
 from per_exp.engine.networks import QNetwork
 from per_exp.engine.replay import Batch
 

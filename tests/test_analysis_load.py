@@ -5,8 +5,6 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-
-from analysis.load import LoadError, load_runs
 from analysis_fixtures import (  # noqa: F401  (pytest fixtures)
     BASE_PARAMS,
     log_job,
@@ -15,6 +13,8 @@ from analysis_fixtures import (  # noqa: F401  (pytest fixtures)
     synthetic_lengths,
     synthetic_store,
 )
+
+from analysis.load import LoadError, load_runs
 
 
 def _check_against_mlflow(loaded, uri, k=3, seed=0):

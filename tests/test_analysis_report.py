@@ -4,8 +4,6 @@ import re
 
 import numpy as np
 import pytest
-
-from analysis.report import build_report, main
 from analysis_fixtures import (  # noqa: F401  (pytest fixtures)
     BASE_PARAMS,
     log_job,
@@ -16,6 +14,8 @@ from analysis_fixtures import (  # noqa: F401  (pytest fixtures)
     synthetic_lengths,
     synthetic_store,
 )
+
+from analysis.report import build_report, main
 
 #: figure -> axis labels that must be in its SVG text
 EXPECTED_LABELS = {

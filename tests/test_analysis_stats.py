@@ -7,7 +7,6 @@ import pytest
 from analysis import stats
 from analysis.axes import find_axes, group_labels, group_order
 
-
 # ---------------------------------------------------------------- aggregates
 
 

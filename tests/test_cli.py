@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 TINY = ["max_episodes=4", "capacity=500", "tracking.flush_every_episodes=2"]
@@ -120,5 +119,5 @@ def test_a_failing_job_is_failed_and_the_others_finish(tmp_path, store):
     assert "fail_at_episode" in failed.data.tags["error"]
     # what it logged before failing is kept
     assert len(c.get_metric_history(failed.info.run_id, "episode/steps")) == 2
-    parent = [x for x in runs if x.data.tags.get("per_exp.role") == "sweep"][0]
+    parent = next(x for x in runs if x.data.tags.get("per_exp.role") == "sweep")
     assert parent.info.status == "FAILED"

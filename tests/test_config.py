@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import CONF_DIR, compose
+
 from per_exp.config import Config, ConfigError, check_override_keys, validate
 
 
@@ -45,8 +45,8 @@ def test_defaults_and_stable_names():
 
 
 def test_types_are_checked_by_the_schema():
-    from omegaconf.errors import ValidationError
     from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import ValidationError
 
     with pytest.raises((ValidationError, ConfigCompositionException)):
         compose(["batch_size=abc"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import compose
+
 from per_exp.engine.trainer import Trainer
 
 

@@ -14,8 +14,8 @@ The lengths are exact on this machine; the fused backend compiles with
 from __future__ import annotations
 
 import pytest
-
 from conftest import CONF_DIR, compose, run_cli
+
 from per_exp import tracking
 from per_exp.engine.trainer import Trainer
 

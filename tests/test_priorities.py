@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def test_beta_anneals_linearly_to_one_at_the_horizon_and_stays():
     assert beta_at(10**6, 0.4, 1000) == 1.0
     assert beta_at(-5, 0.4, 1000) == 0.4
     betas = [beta_at(u, 0.5, 100) for u in range(0, 300)]
-    assert all(b1 <= b2 for b1, b2 in zip(betas, betas[1:])) and betas[100:] == [1.0] * 200
+    assert all(b1 <= b2 for b1, b2 in pairwise(betas)) and betas[100:] == [1.0] * 200
 
 
 def test_is_weights_batch_normaliser():

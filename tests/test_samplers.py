@@ -300,7 +300,7 @@ def test_bench_runs_and_writes_the_records(tmp_path):
 
 
 def test_unknown_sampler_name_names_key_value_and_choices():
-    with pytest.raises(ConfigError, match="sampler.name='heap'.*uniform, linear_scan, sumtree, rank"):
+    with pytest.raises(ConfigError, match=r"sampler\.name='heap'.*uniform, linear_scan, sumtree, rank"):
         make("heap")
 
 
@@ -335,7 +335,7 @@ def test_rank_order_is_key_descending_newest_first_among_ties(batches):
 
 def test_scan_off_by_one_is_refused_outside_linear_scan(cfg_factory=None):
     cfg = _compose(["sampler=sumtree", "sampler.scan_off_by_one=true"])
-    with pytest.raises(ConfigError, match="sampler.scan_off_by_one"):
+    with pytest.raises(ConfigError, match=r"sampler\.scan_off_by_one"):
         validate(cfg)
 
 

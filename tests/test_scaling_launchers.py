@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from scaling_fixtures import TINY, free_port, histories, jobs_and_parents, out, sweep
 
 TWO = ["seed=0,1", *TINY, "max_episodes=3"]

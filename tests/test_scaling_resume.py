@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import compose
 from scaling_fixtures import (
     CLOCK_KEYS,

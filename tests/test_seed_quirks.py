@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import compose
+
 from per_exp.engine.envs import shaped_reward, stored_terminal
 from per_exp.engine.trainer import Trainer
 

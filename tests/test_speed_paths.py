@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import compose
-from per_exp.engine.agent import DDQNAgent
+
 from per_exp.config import ConfigError, NetworkConfig, validate
+from per_exp.engine.agent import DDQNAgent
 from per_exp.engine.replay import Batch
 
 

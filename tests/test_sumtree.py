@@ -96,7 +96,7 @@ def test_every_found_leaf_has_positive_priority(p, u):
     t.update(np.arange(len(p)), np.array(p))
     found = t.find(np.array(u) * t.total)
     assert (t.get(found) > 0).all()
-    assert ((0 <= found) & (found < len(p))).all()
+    assert ((found >= 0) & (found < len(p))).all()
 
 
 def test_capacity_one_is_its_own_root():

@@ -16,6 +16,14 @@ def make_env(cfg: EnvConfig) -> gym.Env:
     return gym.make(env_id, max_episode_steps=cfg.max_steps, disable_env_checker=True)
 
 
+def env_dims(env: gym.Env) -> tuple[int, int]:
+    """(observation size, number of actions): the agent needs a flat Box observation and Discrete actions."""
+    obs, act = env.observation_space, env.action_space
+    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1 and isinstance(act, gym.spaces.Discrete)):
+        raise ValueError(f"the agent needs a 1-D Box observation and Discrete actions; this env has {obs} and {act}")
+    return int(obs.shape[0]), int(act.n)
+
+
 def shaped_reward(scheme: str, env_reward: float, done: bool, length: int, success_length: int) -> float:
     """Seed: -1 when the episode ends before `success_length` steps, +1 when it ends at or after, else 0."""
     if scheme == "env":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -13,7 +15,7 @@ class QNetwork(nn.Module):
         super().__init__()
         dims = [obs_dim] + [hidden] * layers
         body: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
+        for a, b in pairwise(dims):
             body += [nn.Linear(a, b), nn.ReLU()]
         self.body = nn.Sequential(*body)
         self.dueling = dueling
@@ -23,7 +25,7 @@ class QNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(x)
         a = self.adv(h)
-        if not self.dueling:
+        if self.value is None:  # plain Q head
             return a
         # Subtracting the mean advantage makes V and A identifiable (Wang et al. 2016).
         return self.value(h) + a - a.mean(dim=1, keepdim=True)

@@ -6,8 +6,6 @@ and is tested against hand-computed values.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 
@@ -22,7 +20,7 @@ def beta_at(update: int, beta0: float, horizon: int) -> float:
     return beta0 + frac * (1.0 - beta0)
 
 
-def is_weights(probs: np.ndarray, size: int, beta: float, min_prob: Optional[float] = None) -> np.ndarray:
+def is_weights(probs: np.ndarray, size: int, beta: float, min_prob: float | None = None) -> np.ndarray:
     """w_i = (N * P(i)) ** -beta / max w.
 
     `probs` are the sampling probabilities of the drawn items. The weights are
@@ -36,7 +34,7 @@ def is_weights(probs: np.ndarray, size: int, beta: float, min_prob: Optional[flo
     return (w / denom).astype(np.float32)
 
 
-def check_priorities(values: np.ndarray, slots: Optional[np.ndarray] = None) -> None:
+def check_priorities(values: np.ndarray, slots: np.ndarray | None = None) -> None:
     """Reject NaN, inf and negative priorities, naming the first bad index (and its slot)."""
     values = np.asarray(values)
     bad = ~np.isfinite(values) | (values < 0)

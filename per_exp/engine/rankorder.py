@@ -121,10 +121,7 @@ def _draw(cdf, order, n, u, stratified, alpha, out_idx, out_prob):  # pragma: no
     b = u.size
     head = cdf[:n]
     for k in range(b):
-        if stratified:
-            v = (k + u[k]) * (total / b)
-        else:
-            v = u[k] * total
+        v = (k + u[k]) * (total / b) if stratified else u[k] * total
         r = np.searchsorted(head, v, side="right")
         if r > n - 1:  # v == total by round-off
             r = n - 1

@@ -109,6 +109,12 @@ class _Prioritized:
     """
 
     name = ""
+    # per-episode counters, reset by stats()
+    _t_sample: float
+    _t_update: float
+    _w_sum: float
+    _w_max: float
+    _w_n: int
 
     def __init__(self, cfg: SamplerConfig, capacity: int, seed: int):
         self.cfg = cfg

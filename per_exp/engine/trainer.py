@@ -10,15 +10,15 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from per_exp.engine.agent import DDQNAgent
 from per_exp.config import Config
-from per_exp.engine.envs import make_env, shaped_reward, stored_terminal
+from per_exp.engine.agent import DDQNAgent
+from per_exp.engine.envs import env_dims, make_env, shaped_reward, stored_terminal
 from per_exp.engine.priorities import beta_at
 from per_exp.engine.replay import ReplayBuffer
 from per_exp.engine.samplers import UniformSampler, make_sampler
@@ -46,7 +46,7 @@ def epsilon_at(cfg: Config, episode: int, step: int) -> float:
 @dataclass
 class Summary:
     solved: bool = False
-    solved_episode: Optional[int] = None
+    solved_episode: int | None = None
     episodes: int = 0
     total_env_steps: int = 0
     updates: int = 0
@@ -63,9 +63,9 @@ class Trainer:
     def __init__(
         self,
         cfg: Config,
-        sink: Optional[Sink] = None,
+        sink: Sink | None = None,
         run_label: str = "",
-        on_checkpoint: Optional[Callable[["Trainer"], None]] = None,
+        on_checkpoint: Callable[[Trainer], None] | None = None,
     ):
         self.cfg = cfg
         self.sink = sink
@@ -80,8 +80,7 @@ class Trainer:
         agent_ss, sampler_ss, uniform_ss = ss.spawn(3)
         self.env = make_env(cfg.env)
         self.env.action_space.seed(cfg.seed)
-        obs_dim = int(self.env.observation_space.shape[0])
-        n_actions = int(self.env.action_space.n)
+        obs_dim, n_actions = env_dims(self.env)
         self.agent = DDQNAgent(
             cfg.network,
             obs_dim,
@@ -104,7 +103,7 @@ class Trainer:
         self.timings = {k: 0.0 for k in ("act", "env", "sample", "update", "priority", "refresh")}
         self.episode_lengths: list[int] = []
         self.wall_seconds_before = 0.0  # wall time spent before a resume
-        self._run_started: Optional[float] = None
+        self._run_started: float | None = None
 
     # ------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -200,7 +199,7 @@ class Trainer:
             length += 1
             self.total_steps += 1
             done = terminated or truncated
-            r = shaped_reward(cfg.env.reward, env_r, done, length, cfg.env.success_length)
+            r = shaped_reward(cfg.env.reward, float(env_r), done, length, cfg.env.success_length)
             ep_return += r
             slot = self.buffer.add(
                 obs, action, r, obs2, stored_terminal(terminated, truncated, cfg.env.truncation_as_terminal)
