@@ -5,16 +5,9 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_fixtures import (  # noqa: F401  (pytest fixtures)
-    BASE_PARAMS,
-    log_job,
-    new_store,
-    real_sweep_store,
-    synthetic_lengths,
-    synthetic_store,
-)
 
 from analysis.load import LoadError, load_runs
+from tests.support.stores import BASE_PARAMS, log_job, new_store, synthetic_lengths
 
 
 def _check_against_mlflow(loaded, uri, k=3, seed=0):
@@ -124,13 +117,14 @@ def test_load_errors(tmp_path, synthetic_store):
         load_runs("nope", tracking_uri=s["uri"], progress=False)
     with pytest.raises(LoadError, match="unknown sweep run id"):
         load_runs(s["experiment"], sweep="0" * 32, tracking_uri=s["uri"], progress=False)
-    uri, client, eid = new_store(tmp_path, "empty")
+    uri, _, _ = new_store(tmp_path, "empty")
     with pytest.raises(LoadError, match="has no job runs"):
         load_runs("empty", tracking_uri=uri, progress=False)
     with pytest.raises(LoadError, match="no MLflow store"):
         load_runs("x", tracking_uri=f"sqlite:///{tmp_path / 'missing.db'}", progress=False)
 
 
+@pytest.mark.slow
 def test_load_real_trainer_sweep(real_sweep_store):
     s = real_sweep_store
     loaded = load_runs(s["experiment"], tracking_uri=s["uri"], progress=False)

@@ -4,18 +4,9 @@ import re
 
 import numpy as np
 import pytest
-from analysis_fixtures import (  # noqa: F401  (pytest fixtures)
-    BASE_PARAMS,
-    log_job,
-    new_store,
-    real_sweep_store,
-    run_report,
-    run_reports,
-    synthetic_lengths,
-    synthetic_store,
-)
 
 from analysis.report import build_report, main
+from tests.support.stores import BASE_PARAMS, log_job, new_store, run_report, run_reports, synthetic_lengths
 
 #: figure -> axis labels that must be in its SVG text
 EXPECTED_LABELS = {
@@ -71,6 +62,7 @@ def test_report_on_synthetic_store(synthetic_store, tmp_path):
     assert {"report/report.md", "report/report.html", "report/figures"} <= arts
 
 
+@pytest.mark.slow
 def test_report_cli_on_real_sweep(real_sweep_store):
     from mlflow.tracking import MlflowClient
 
@@ -106,11 +98,12 @@ def test_report_cli_on_real_sweep(real_sweep_store):
     assert any(a.path == "report/report.md" for a in client.list_artifacts(parent, "report"))
 
 
+@pytest.mark.slow
 def test_bad_input_exits_cleanly(synthetic_store, tmp_path):
     """Each case runs the real CLI in its own process (started together to save time)."""
     s = synthetic_store
     out = str(tmp_path / "out")
-    uri, client, eid = new_store(tmp_path / "store", "empty")
+    uri, client, _ = new_store(tmp_path / "store", "empty")
     # runs without any per-episode series (no episodes.csv and no metric history)
     eid2 = client.create_experiment("no-series", artifact_location=(tmp_path / "store" / "mlruns").as_uri())
     lengths, solved = synthetic_lengths(np.random.default_rng(0), 20, 40)

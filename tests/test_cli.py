@@ -7,7 +7,8 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+
+from tests.support.cli import run_cli
 
 TINY = ["max_episodes=4", "capacity=500", "tracking.flush_every_episodes=2"]
 
@@ -31,13 +32,13 @@ def _assert_no_runs(tmp_path: Path, uri: str) -> None:
     "args, must_name",
     [
         (["sampler=foo"], ["sampler", "foo", "uniform", "sumtree"]),
-        (["network=foo"], ["network", "foo", "dueling", "mlp"]),
-        (["env=foo"], ["env", "foo", "cartpole_v0", "cartpole_v1"]),
-        (["batch_size=0"], ["batch_size", "0", ">= 1"]),
-        (["capacity=0"], ["capacity", "0", ">= 1"]),
-        (["capacity=16", "batch_size=32"], ["capacity", "16", "batch_size"]),
-        (["sampler.alpha=-1"], ["sampler.alpha", "-1", ">= 0"]),
-        (["gamma=1.5"], ["gamma", "1.5", "[0, 1]"]),
+        pytest.param(["network=foo"], ["network", "foo", "dueling", "mlp"], marks=pytest.mark.slow),
+        pytest.param(["env=foo"], ["env", "foo", "cartpole_v0", "cartpole_v1"], marks=pytest.mark.slow),
+        pytest.param(["batch_size=0"], ["batch_size", "0", ">= 1"], marks=pytest.mark.slow),
+        pytest.param(["capacity=0"], ["capacity", "0", ">= 1"], marks=pytest.mark.slow),
+        pytest.param(["capacity=16", "batch_size=32"], ["capacity", "16", "batch_size"], marks=pytest.mark.slow),
+        pytest.param(["sampler.alpha=-1"], ["sampler.alpha", "-1", ">= 0"], marks=pytest.mark.slow),
+        pytest.param(["gamma=1.5"], ["gamma", "1.5", "[0, 1]"], marks=pytest.mark.slow),
         (["max_episode=3"], ["max_episode", "max_episodes"]),
         (["-m", "seed=0,1", "batch_size=32,0"], ["batch_size", "0", ">= 1"]),
     ],
@@ -51,6 +52,7 @@ def test_bad_input_fails_before_any_run(tmp_path, store, args, must_name):
     _assert_no_runs(tmp_path, store)
 
 
+@pytest.mark.slow
 def test_single_run_logs_params_series_summary_and_artifacts(tmp_path, store):
     r = run_cli([*TINY, "seed=7", "sampler=linear_scan", f"tracking.uri={store}"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -85,6 +87,7 @@ def test_single_run_logs_params_series_summary_and_artifacts(tmp_path, store):
     assert [float(r["episode/steps"]) for r in rows] == [h.value for h in steps]
 
 
+@pytest.mark.slow
 def test_sweep_makes_parent_and_children(tmp_path, store):
     r = run_cli(["-m", "sampler=uniform,sumtree", "seed=0,1", *TINY, f"tracking.uri={store}"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -107,6 +110,7 @@ def test_sweep_makes_parent_and_children(tmp_path, store):
         assert len(c.get_metric_history(x.info.run_id, "episode/steps")) == 4
 
 
+@pytest.mark.slow
 def test_a_failing_job_is_failed_and_the_others_finish(tmp_path, store):
     r = run_cli(["-m", "fail_at_episode=-1,2", *TINY, f"tracking.uri={store}"], cwd=tmp_path)
     assert r.returncode != 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CONF_DIR, compose
 
 from per_exp.config import Config, ConfigError, check_override_keys, validate
+from tests.support.cli import CONF_DIR, compose
 
 
 def _options(group: str) -> list[str]:

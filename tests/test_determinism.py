@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import compose
 
 from per_exp.engine.trainer import Trainer
+from tests.support.cli import compose
 
 
 @pytest.mark.parametrize("preset", [["sampler=sumtree"], ["sampler=uniform"], ["experiment=seed_notebook"]])

@@ -14,10 +14,10 @@ The lengths are exact on this machine; the fused backend compiles with
 from __future__ import annotations
 
 import pytest
-from conftest import CONF_DIR, compose, run_cli
 
 from per_exp import tracking
 from per_exp.engine.trainer import Trainer
+from tests.support.cli import compose, compose_resolved, run_cli
 
 # name -> (overrides, episodes, lengths). Seeds and switches cover every sampler,
 # both networks, both envs, both update backends and the step-based schedules.
@@ -89,19 +89,6 @@ PINNED_HASHES = [
 ]
 
 
-def _composed_dict(overrides: list[str]) -> dict:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from per_exp.config import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
 @pytest.mark.parametrize("name", sorted(PINNED_LENGTHS))
 def test_episode_lengths_are_the_pinned_ones(name):
     overrides, episodes, lengths = PINNED_LENGTHS[name]
@@ -111,9 +98,10 @@ def test_episode_lengths_are_the_pinned_ones(name):
 
 @pytest.mark.parametrize("overrides, expected", PINNED_HASHES, ids=[" ".join(o) or "default" for o, _ in PINNED_HASHES])
 def test_config_hash_is_the_pinned_one(overrides, expected):
-    assert tracking.config_hash(_composed_dict(overrides)) == expected
+    assert tracking.config_hash(compose_resolved(overrides)) == expected
 
 
+@pytest.mark.slow
 def test_the_command_line_run_logs_the_pinned_lengths_and_hash(tmp_path, store):
     """The whole path (CLI -> Hydra -> job -> Trainer -> MLflow) gives the same numbers."""
     from mlflow.tracking import MlflowClient

@@ -6,7 +6,6 @@ import importlib.util
 import math
 import pickle
 from dataclasses import fields, replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,8 @@ from per_exp.config import ConfigError, SamplerConfig, validate
 from per_exp.engine.priorities import is_weights, priorities_from_td
 from per_exp.engine.rankorder import RankOrder
 from per_exp.engine.samplers import make_sampler
+from tests.support.cli import ROOT, compose
 
-ROOT = Path(__file__).resolve().parents[1]
 PRIORITIZED = ["linear_scan", "sumtree", "rank"]
 
 
@@ -334,7 +333,7 @@ def test_rank_order_is_key_descending_newest_first_among_ties(batches):
 
 
 def test_scan_off_by_one_is_refused_outside_linear_scan(cfg_factory=None):
-    cfg = _compose(["sampler=sumtree", "sampler.scan_off_by_one=true"])
+    cfg = compose(["sampler=sumtree", "sampler.scan_off_by_one=true"])
     with pytest.raises(ConfigError, match=r"sampler\.scan_off_by_one"):
         validate(cfg)
 
@@ -344,28 +343,17 @@ def test_every_sampler_switch_is_a_logged_param():
 
     from per_exp.tracking import flatten
 
-    params = flatten(OmegaConf.to_container(OmegaConf.structured(_compose([]))))
+    params = flatten(OmegaConf.to_container(OmegaConf.structured(compose([]))))
     for f in fields(SamplerConfig):
         assert f"sampler.{f.name}" in params
 
 
 def test_rank_preset_has_the_papers_rank_hyperparameters():
-    s = _compose(["sampler=rank"]).sampler
+    s = compose(["sampler=rank"]).sampler
     assert (s.name, s.alpha, s.beta0) == ("rank", 0.7, 0.5)
 
 
 # -- the real trainer with every sampler and every switch --------------------
-
-
-def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from per_exp.config import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="config", overrides=overrides))
 
 
 TRAINER_CASES = [
@@ -391,7 +379,7 @@ TRAINER_CASES = [
 def test_trainer_runs_with_every_sampler_and_switch(overrides):
     from per_exp.engine.trainer import Trainer
 
-    cfg = _compose(
+    cfg = compose(
         overrides + ["max_episodes=6", "capacity=48", "batch_size=8", "learning_starts=8", "tracking.enabled=false"]
     )
     validate(cfg)

@@ -12,7 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from scaling_fixtures import TINY, free_port, histories, jobs_and_parents, out, sweep
+
+from tests.support.sweeps import TINY, free_port, histories, jobs_and_parents, out, sweep
+
+# Each test starts a launcher (or a server) and a real sweep: tens of seconds.
+pytestmark = pytest.mark.slow
 
 TWO = ["seed=0,1", *TINY, "max_episodes=3"]
 

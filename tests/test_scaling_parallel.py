@@ -6,9 +6,12 @@ import csv
 import io
 from pathlib import Path
 
-from scaling_fixtures import TINY, client, histories, jobs_and_parents, out, sweep
+import pytest
+
+from tests.support.sweeps import TINY, client, histories, jobs_and_parents, out, sweep
 
 
+@pytest.mark.slow
 def test_eight_parallel_jobs_into_a_fresh_store_lose_nothing(tmp_path: Path):
     store = tmp_path / "fresh" / "mlflow.db"  # neither the file nor its folder exists yet
     store.parent.mkdir()
@@ -57,6 +60,7 @@ def test_eight_parallel_jobs_into_a_fresh_store_lose_nothing(tmp_path: Path):
     assert total >= 8 * 3 * 6  # at least six per-episode series per job
 
 
+@pytest.mark.slow
 def test_a_failing_job_fails_alone_and_the_sweep_says_which(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     r = sweep(["hydra/launcher=joblib", "fail_at_episode=1,-1", *TINY, f"tracking.uri={uri}"], tmp_path)

@@ -8,21 +8,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose
-from scaling_fixtures import (
+
+from per_exp import checkpoint
+from per_exp.engine.trainer import Trainer
+from tests.support.cli import compose, run_cli
+from tests.support.sweeps import (
     CLOCK_KEYS,
     client,
     histories,
     jobs_and_parents,
     out,
-    run_cli,
     same_series,
     signal_hook_env,
     sweep,
 )
-
-from per_exp import checkpoint
-from per_exp.engine.trainer import Trainer
 
 
 def _deterministic(metrics: dict) -> dict:
@@ -57,6 +56,7 @@ def test_trainer_state_round_trip_continues_exactly(overrides):
     assert s.episodes == 9 and len(s.episode_lengths) == 9
 
 
+@pytest.mark.slow
 def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [
@@ -108,6 +108,7 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
     assert all(len(h[k]) == 1 for k in ("total_env_steps", "wall_seconds", "episodes"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_kills_the_run_then_resume_skip_and_forced_rerun(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import compose
 
 from per_exp.engine.envs import shaped_reward, stored_terminal
 from per_exp.engine.trainer import Trainer
+from tests.support.cli import compose
 
 SEED = ["experiment=seed_notebook", "tracking.enabled=false"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import compose
 
 from per_exp.config import ConfigError, NetworkConfig, validate
 from per_exp.engine.agent import DDQNAgent
 from per_exp.engine.replay import Batch
+from tests.support.cli import compose
 
 
 def _pair(name: str, hidden: int, layers: int, obs_dim: int = 4, n_actions: int = 2):
@@ -100,6 +100,7 @@ def test_update_backend_is_validated():
         validate(cfg)
 
 
+@pytest.mark.slow
 def test_bench_train_runs_and_writes_speedup(tmp_path):
     """The benchmark runs from a checkout (tiny budget; no figure is asserted, speed is not tested here)."""
     import json

@@ -6,7 +6,8 @@ a sweep parent run (tag ``per_exp.role=sweep``), job children with
 ``mlflow.parentRunId`` and ``per_exp.sweep_id``, flattened string params,
 per-episode metrics at ``step=episode`` logged with ``log_batch``, summary
 metrics at step 0, an ``episodes.csv`` artifact, and optionally one FAILED
-run. ``run_real_sweep`` runs the real trainer in a subprocess instead.
+run. ``run_real_sweep`` runs the real trainer in a subprocess instead. The
+session-wide stores built from these are fixtures in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ PER_EPISODE = [
     "train/beta",
     "perf/sps",
 ]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _client(uri):
@@ -233,36 +234,3 @@ def run_real_sweep(tmp: Path, overrides, timeout=600):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-# --------------------------------------------------------------------------- pytest fixtures
-# Import these names into a test module to use them (tests/conftest.py is not ours).
-
-import pytest  # noqa: E402
-
-# Each test module that imports a fixture gets its own copy of the definition, so
-# "session" scope alone would build a store once per module: this cache (one per
-# process, since the module is imported once) makes it once per session.
-_STORES: dict = {}
-
-
-@pytest.fixture(scope="session")
-def synthetic_store(tmp_path_factory):
-    """Two axes (sampler x warm-up), 4 seeds, one never-solving seed, one FAILED run."""
-    if "synthetic" not in _STORES:
-        tmp = tmp_path_factory.mktemp("analysis_synth")
-        _STORES["synthetic"] = build_store(
-            tmp, samplers=("uniform", "sumtree"), warmups=("0", "30"), seeds=range(4), unsolved_seed=1, max_episodes=120
-        )
-    return _STORES["synthetic"]
-
-
-@pytest.fixture(scope="session")
-def real_sweep_store(tmp_path_factory):
-    """A tiny real sweep by the trainer: sampler=uniform,sumtree x seed=0,1, 4 episodes."""
-    if "real" not in _STORES:
-        tmp = tmp_path_factory.mktemp("analysis_real")
-        proc = run_real_sweep(tmp, ["sampler=uniform,sumtree", "seed=0,1", "max_episodes=4"])
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        _STORES["real"] = {"uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": "per-cartpole", "tmp": tmp}
-    return _STORES["real"]

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import run_cli
+from tests.support.cli import run_cli
 
 # Tiny jobs: the point is the plumbing, not the learning.
 TINY = ["max_episodes=4", "capacity=500", "sampler=uniform"]

@@ -1,0 +1,1 @@
+"""per_exp's test suite (a package, so that `tests.support` imports by name)."""
