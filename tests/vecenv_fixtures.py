@@ -45,6 +45,11 @@ def reference_state(env: gym.Env) -> np.ndarray:
     return np.asarray(env.unwrapped.state, dtype=np.float64)  # type: ignore[attr-defined]
 
 
+def as_float32(obs: np.ndarray) -> np.ndarray:
+    # The engine stores observations as float32; gymnasium's classic-control obs already are.
+    return np.asarray(obs, dtype=np.float32)
+
+
 def lockstep_against_gymnasium(
     env_id: str,
     vec,
@@ -70,7 +75,7 @@ def lockstep_against_gymnasium(
         ref_obs, _ = refs[k].reset(seed=seeds[k] if first else None)
         vec.reset(k, rngs[k])
         assert vec.obs.dtype == np.float32
-        np.testing.assert_array_equal(vec.obs[k], ref_obs, err_msg=f"{env_id} reset slot {k} seed {seeds[k]}")
+        np.testing.assert_array_equal(vec.obs[k], as_float32(ref_obs), err_msg=f"{env_id} reset slot {k} seed {seeds[k]}")
         if has_state:
             np.testing.assert_array_equal(vec.state[k], reference_state(refs[k]))
         assert vec.reward[k] == 0.0 and not vec.terminated[k]
@@ -94,7 +99,7 @@ def lockstep_against_gymnasium(
             where = f"{env_id} step {t} slot {k} seed {seeds[k]} episode step {lengths[k]}"
             if has_state:
                 np.testing.assert_array_equal(vec.state[k], reference_state(refs[k]), err_msg=where)
-            np.testing.assert_array_equal(vec.obs[k], ref_obs, err_msg=where)
+            np.testing.assert_array_equal(vec.obs[k], as_float32(ref_obs), err_msg=where)
             assert vec.reward[k] == ref_r, where
             assert bool(vec.terminated[k]) is ref_term, where
             assert not ref_trunc
