@@ -81,7 +81,11 @@ def cartpole_step(state, obs, reward, terminated, beyond, actions, active):  # t
 
 
 class CartPoleVecEnv(PortedVecEnv):
-    """K CartPoles: obs (x, x_dot, theta, theta_dot) as float32, reward +1 per step (terminal step included)."""
+    """K CartPoles: obs (x, x_dot, theta, theta_dot) as float32, reward +1 per step (terminal step included).
+
+    ``past_terminal`` (K,) bool is gymnasium's ``steps_beyond_terminated is not
+    None``, part of the state ``cartpole_step`` needs.
+    """
 
     obs_dim = 4
     n_actions = 2
@@ -89,14 +93,14 @@ class CartPoleVecEnv(PortedVecEnv):
 
     def __init__(self, num_slots: int) -> None:
         super().__init__(num_slots)
-        self._beyond = np.zeros(self.num_slots, dtype=np.bool_)
+        self.past_terminal = np.zeros(self.num_slots, dtype=np.bool_)
 
     def reset(self, slot: int, rng: np.random.Generator) -> None:
         # gymnasium: self.np_random.uniform(low=-0.05, high=0.05, size=(4,))
         self.state[slot] = rng.uniform(low=RESET_LOW, high=RESET_HIGH, size=(4,))
         self.obs[slot] = self.state[slot].astype(np.float32)
-        self._beyond[slot] = False
+        self.past_terminal[slot] = False
         self._started(slot)
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> None:
-        cartpole_step(self.state, self.obs, self.reward, self.terminated, self._beyond, actions, active)
+        cartpole_step(self.state, self.obs, self.reward, self.terminated, self.past_terminal, actions, active)
