@@ -55,9 +55,9 @@ def _vec_loop(env_id: str, k: int, backend: str, steps: int, limit: int, actions
         lengths += 1
         done = vec.terminated | (lengths >= limit)
         if done.any():
-            for slot in np.flatnonzero(done):
-                vec.reset(int(slot), rngs[slot])
-                lengths[slot] = 0
+            for ended in np.flatnonzero(done):
+                vec.reset(int(ended), rngs[ended])
+                lengths[ended] = 0
     total = clock() - t_loop
     return in_step, total
 

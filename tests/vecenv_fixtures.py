@@ -12,7 +12,7 @@ reset on termination and at random times, so they reset at different steps.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np

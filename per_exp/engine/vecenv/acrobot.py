@@ -84,16 +84,6 @@ def _wrap(x, m, big_m):  # type: ignore[no-untyped-def]
     return x
 
 
-@njit(cache=True, inline="always")
-def _bound(x, m, big_m):  # type: ignore[no-untyped-def]
-    # Python's min(max(x, m), M): max keeps x unless m > x, min keeps it unless M < it.
-    if m > x:
-        x = m
-    if big_m < x:
-        x = big_m
-    return x
-
-
 @njit(cache=True)
 def acrobot_step(state, obs, reward, terminated, actions, active, two):  # type: ignore[no-untyped-def]
     """One RK4 step of every active slot, in place; ``two`` must be 2.0 (see the module docstring)."""
@@ -140,8 +130,9 @@ def acrobot_step(state, obs, reward, terminated, actions, active, two):  # type:
         n3 = y3 + DT6 * (k1[3] + 2.0 * k2[3] + 2.0 * k3[3] + k4[3])
         n0 = _wrap(n0, -PI, PI)
         n1 = _wrap(n1, -PI, PI)
-        n2 = _bound(n2, -MAX_VEL_1, MAX_VEL_1)
-        n3 = _bound(n3, -MAX_VEL_2, MAX_VEL_2)
+        # gymnasium's bound(x, m, M) = min(max(x, m), M)
+        n2 = min(max(n2, -MAX_VEL_1), MAX_VEL_1)
+        n3 = min(max(n3, -MAX_VEL_2), MAX_VEL_2)
         state[k, 0] = n0
         state[k, 1] = n1
         state[k, 2] = n2

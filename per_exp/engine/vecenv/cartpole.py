@@ -97,8 +97,9 @@ class CartPoleVecEnv(PortedVecEnv):
 
     def reset(self, slot: int, rng: np.random.Generator) -> None:
         # gymnasium: self.np_random.uniform(low=-0.05, high=0.05, size=(4,))
-        self.state[slot] = rng.uniform(low=RESET_LOW, high=RESET_HIGH, size=(4,))
-        self.obs[slot] = self.state[slot].astype(np.float32)
+        s = rng.uniform(RESET_LOW, RESET_HIGH, 4)
+        self.state[slot] = s
+        self.obs[slot] = s  # the float32 row casts on assignment, rounding as astype does
         self.past_terminal[slot] = False
         self._started(slot)
 

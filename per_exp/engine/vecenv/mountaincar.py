@@ -61,9 +61,11 @@ class MountainCarVecEnv(PortedVecEnv):
 
     def reset(self, slot: int, rng: np.random.Generator) -> None:
         # gymnasium: np.array([self.np_random.uniform(low=-0.6, high=-0.4), 0]): one scalar draw.
-        self.state[slot, 0] = rng.uniform(low=RESET_LOW, high=RESET_HIGH)
+        position = rng.uniform(RESET_LOW, RESET_HIGH)
+        self.state[slot, 0] = position
         self.state[slot, 1] = 0.0
-        self.obs[slot] = self.state[slot].astype(np.float32)
+        self.obs[slot, 0] = position  # float32 element: rounds as np.array(..., dtype=np.float32)
+        self.obs[slot, 1] = 0.0
         self._started(slot)
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 
@@ -11,7 +13,7 @@ def checked_num_slots(num_slots: int) -> int:
     return int(num_slots)
 
 
-class PortedVecEnv:
+class PortedVecEnv(ABC):
     """The arrays of the VecEnv protocol plus ``state``, the exact float64 physics state.
 
     ``state`` is public so the engine can checkpoint a slot mid-episode and tests
@@ -33,3 +35,9 @@ class PortedVecEnv:
     def _started(self, slot: int) -> None:
         self.reward[slot] = 0.0
         self.terminated[slot] = False
+
+    @abstractmethod
+    def reset(self, slot: int, rng: np.random.Generator) -> None: ...
+
+    @abstractmethod
+    def step(self, actions: np.ndarray, active: np.ndarray) -> None: ...
