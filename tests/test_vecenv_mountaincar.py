@@ -12,7 +12,7 @@ ENV_ID = "MountainCar-v0"
 
 
 def _pump(obs: np.ndarray) -> np.ndarray:
-    # Push along the velocity: reaches the flag in ~100-200 steps, hitting the left wall on the way.
+    # Push along the velocity: reaches the flag in ~100-200 steps.
     return np.where(obs[:, 1] >= 0, 2, 0)
 
 
@@ -24,11 +24,10 @@ def test_one_slot_random_actions(seed):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_one_slot_pumping_reaches_the_flag_and_the_wall(seed):
+def test_one_slot_pumping_reaches_the_flag(seed):
     vec = MountainCarVecEnv(1)
-    ends: list = []
     counts = lockstep_against_gymnasium(
-        ENV_ID, vec, [50 + seed], 1500, mixed_policy(_pump, 3, 0.3), max_len=400, ctrl_seed=seed, terminal_states=ends
+        ENV_ID, vec, [50 + seed], 1500, mixed_policy(_pump, 3, 0.3), max_len=400, ctrl_seed=seed
     )
     assert counts["terminated"] >= 3
 
