@@ -119,16 +119,14 @@ def run(quick: bool, repeats: int) -> list[dict]:
 
 
 def _table(rows: list[dict]) -> str:
-    out = [
-        "| env | backend | K | us/step/slot (step) | us/step/slot (loop) | gym loop / this (step) | gym loop / this (loop) |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
+    head = ["env", "backend", "K", "us/step/slot (step)", "us/step/slot (loop)"]
+    head += ["gym loop / this (step)", "gym loop / this (loop)"]
+    out = ["| " + " | ".join(head) + " |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio_s = f"{r['gym_loop_over_this_step']:.1f}x" if "gym_loop_over_this_step" in r else "1.0x"
         ratio_l = f"{r['gym_loop_over_this_loop']:.1f}x" if "gym_loop_over_this_loop" in r else "1.0x"
-        out.append(
-            f"| {r['env']} | {r['backend']} | {r['K']} | {r['us_step']:.3f} | {r['us_loop']:.3f} | {ratio_s} | {ratio_l} |"
-        )
+        cells = [r["env"], r["backend"], str(r["K"]), f"{r['us_step']:.3f}", f"{r['us_loop']:.3f}", ratio_s, ratio_l]
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 

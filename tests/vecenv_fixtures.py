@@ -75,7 +75,9 @@ def lockstep_against_gymnasium(
         ref_obs, _ = refs[k].reset(seed=seeds[k] if first else None)
         vec.reset(k, rngs[k])
         assert vec.obs.dtype == np.float32
-        np.testing.assert_array_equal(vec.obs[k], as_float32(ref_obs), err_msg=f"{env_id} reset slot {k} seed {seeds[k]}")
+        np.testing.assert_array_equal(
+            vec.obs[k], as_float32(ref_obs), err_msg=f"{env_id} reset slot {k} seed {seeds[k]}"
+        )
         if has_state:
             np.testing.assert_array_equal(vec.state[k], reference_state(refs[k]))
         assert vec.reward[k] == 0.0 and not vec.terminated[k]

@@ -56,7 +56,7 @@ DT6 = DT / 6.0
 
 
 @njit(cache=True, inline="always")
-def _dsdt(theta1, theta2, dtheta1, dtheta2, a, two):  # type: ignore[no-untyped-def]
+def _dsdt(theta1, theta2, dtheta1, dtheta2, a, two):
     """gymnasium's AcrobotEnv._dsdt ("book"), term for term; returns (ddtheta1, ddtheta2)."""
     d1 = M1 * LC1_SQ + M2 * (L1_SQ + LC2_SQ + TWO_L1_LC2 * math.cos(theta2)) + I1 + I2
     d2 = M2 * (LC2_SQ + L1_LC2 * math.cos(theta2)) + I2
@@ -67,15 +67,13 @@ def _dsdt(theta1, theta2, dtheta1, dtheta2, a, two):  # type: ignore[no-untyped-
         + PHI1_GRAVITY * math.cos(theta1 - PI / 2)
         + phi2
     )
-    ddtheta2 = (a + d2 / d1 * phi1 - M2_L1_LC2 * dtheta1**two * math.sin(theta2) - phi2) / (
-        DDTHETA2_DEN - d2**two / d1
-    )
+    ddtheta2 = (a + d2 / d1 * phi1 - M2_L1_LC2 * dtheta1**two * math.sin(theta2) - phi2) / (DDTHETA2_DEN - d2**two / d1)
     ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
     return ddtheta1, ddtheta2
 
 
 @njit(cache=True, inline="always")
-def _wrap(x, m, big_m):  # type: ignore[no-untyped-def]
+def _wrap(x, m, big_m):
     diff = big_m - m
     while x > big_m:
         x = x - diff
@@ -85,7 +83,7 @@ def _wrap(x, m, big_m):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def acrobot_step(state, obs, reward, terminated, actions, active, two):  # type: ignore[no-untyped-def]
+def acrobot_step(state, obs, reward, terminated, actions, active, two):
     """One RK4 step of every active slot, in place; ``two`` must be 2.0 (see the module docstring)."""
     k_slots = state.shape[0]
     if actions.shape[0] != k_slots or active.shape[0] != k_slots:
@@ -149,7 +147,7 @@ def acrobot_step(state, obs, reward, terminated, actions, active, two):  # type:
 
 
 class AcrobotVecEnv(PortedVecEnv):
-    """K acrobots: obs (cos t1, sin t1, cos t2, sin t2, dt1, dt2) as float32; reward -1 per step, 0 on the terminal step."""
+    """K acrobots: obs (cos t1, sin t1, cos t2, sin t2, dt1, dt2) float32; reward -1 a step, 0 on the terminal one."""
 
     obs_dim = 6
     n_actions = 3
@@ -159,7 +157,9 @@ class AcrobotVecEnv(PortedVecEnv):
         s = rng.uniform(low=RESET_LOW, high=RESET_HIGH, size=(4,)).astype(np.float32)
         self.state[slot] = s
         # gymnasium's _get_ob on a float32 state: numpy's float32 cos/sin.
-        self.obs[slot] = np.array([np.cos(s[0]), np.sin(s[0]), np.cos(s[1]), np.sin(s[1]), s[2], s[3]], dtype=np.float32)
+        self.obs[slot] = np.array(
+            [np.cos(s[0]), np.sin(s[0]), np.cos(s[1]), np.sin(s[1]), s[2], s[3]], dtype=np.float32
+        )
         self._started(slot)
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> None:

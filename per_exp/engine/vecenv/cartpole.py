@@ -31,7 +31,7 @@ RESET_LOW, RESET_HIGH = -0.05, 0.05
 
 
 @njit(cache=True)
-def cartpole_step(state, obs, reward, terminated, beyond, actions, active):  # type: ignore[no-untyped-def]
+def cartpole_step(state, obs, reward, terminated, beyond, actions, active):
     """Euler step of every active slot, in place.
 
     ``beyond[k]`` mirrors gymnasium's ``steps_beyond_terminated is not None``:

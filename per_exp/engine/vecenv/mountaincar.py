@@ -25,7 +25,7 @@ RESET_LOW, RESET_HIGH = -0.6, -0.4
 
 
 @njit(cache=True)
-def mountaincar_step(state, obs, reward, terminated, actions, active):  # type: ignore[no-untyped-def]
+def mountaincar_step(state, obs, reward, terminated, actions, active):
     k_slots = state.shape[0]
     if actions.shape[0] != k_slots or active.shape[0] != k_slots:
         raise ValueError("actions and active must have one entry per slot")
