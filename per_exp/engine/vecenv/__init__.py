@@ -26,7 +26,10 @@ Backends (measured by ``scripts/bench_envs.py``; the port wins at every K, so
 - numba ports, equal to gymnasium 1.x bit for bit (observation, reward,
   terminated and the float64 state, step for step across resets; tests in
   ``tests/test_vecenv_*.py``): CartPole-v0, CartPole-v1, Acrobot-v1,
-  MountainCar-v0.
+  MountainCar-v0. Exactness rests on numpy's float64 ``sin``/``cos``/``pow``
+  being the process's libm, as numba's are (true here: numpy 2.4, glibc 2.36,
+  x86-64 with AVX-512); a numpy build with its own SIMD float64 trig would
+  make the tests fail by an ulp, which is how it would be noticed.
 - ``GymVecEnv``: any other registered gymnasium id with a ``Discrete`` action
   space and a 1-D ``Box`` observation space, as K gymnasium env objects (built
   without TimeLimit; float64 observations are cast to float32; an env that

@@ -11,6 +11,8 @@ details matter for exactness:
   for about 1 in 1,300 random x (measured). LLVM rewrites ``pow(x, 2.0)`` with a
   constant exponent into ``x * x``, so the kernel takes the exponent as a
   runtime argument (``two``): then numba's ``**`` calls libm ``pow`` as numpy does.
+  With ``x * x`` instead, 11 of 9,000 random-action steps (30 seeds) left
+  gymnasium's state by up to 1.0e-15 relative; with ``pow``, none.
 - reset stores the start state as float32 (gymnasium's ``.astype(np.float32)``)
   and builds the first observation with numpy's float32 ``cos``/``sin``; reset
   runs in Python with those very calls.
