@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from vecenv_fixtures import lockstep_against_gymnasium, mixed_policy, random_policy, reference_env, reference_state
 
 from per_exp.engine.vecenv.acrobot import MAX_VEL_1, MAX_VEL_2, AcrobotVecEnv
+from tests.support.vecenv import lockstep_against_gymnasium, mixed_policy, random_policy, reference_env, reference_state
 
 ENV_ID = "Acrobot-v1"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gymnasium.utils import seeding
-from vecenv_fixtures import lockstep_against_gymnasium, mixed_policy, random_policy, reference_env, reference_state
 
 from per_exp.engine.vecenv.cartpole import CartPoleVecEnv
+from tests.support.vecenv import lockstep_against_gymnasium, mixed_policy, random_policy, reference_env, reference_state
 
 ENV_ID = "CartPole-v1"
 

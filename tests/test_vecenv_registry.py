@@ -6,7 +6,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from vecenv_fixtures import lockstep_against_gymnasium, random_policy
 
 from per_exp.engine.vecenv import (
     AcrobotVecEnv,
@@ -17,6 +16,8 @@ from per_exp.engine.vecenv import (
     make_vecenv,
     resolve_backend,
 )
+from per_exp.engine.vecenv.gym_adapter import make_slot_env
+from tests.support.vecenv import lockstep_against_gymnasium, random_policy
 
 
 class NoisyWalk(gym.Env):
@@ -60,8 +61,8 @@ gym.register(id="PerExpTest/NoisyWalkWithLimit-v0", entry_point=NoisyWalk, max_e
 def test_ported_ids_get_their_port(env_id, cls):
     vec = make_vecenv(env_id, 4)
     assert type(vec) is cls and vec.num_slots == 4
-    ref = gym.make(env_id, disable_env_checker=True)
-    assert vec.obs_dim == ref.observation_space.shape[0] and vec.n_actions == ref.action_space.n
+    ref = make_slot_env(env_id)
+    assert (vec.obs_dim,) == ref.observation_space.shape and vec.n_actions == ref.action_space.n
     assert vec.obs.shape == (4, vec.obs_dim) and vec.obs.dtype == np.float32
     assert vec.reward.dtype == np.float64 and vec.terminated.dtype == np.bool_
     assert type(make_vecenv(env_id, 4, backend="gymnasium")) is GymVecEnv

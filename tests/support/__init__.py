@@ -9,4 +9,5 @@ the type checker and the reader follow it.
 - `cli`: the real config tree and the real command line.
 - `stores`: MLflow stores written run by run with the real client (analysis tests).
 - `sweeps`: real sweeps in subprocesses, real signals, store queries (scaling tests).
+- `vecenv`: a VecEnv stepped in lockstep against real gymnasium envs, one per slot.
 """

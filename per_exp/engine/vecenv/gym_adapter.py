@@ -16,10 +16,15 @@ from gymnasium import spaces
 
 from per_exp.engine.vecenv.ported import checked_num_slots
 
+# Ids whose dynamics are another id's: CartPole-v0 is v1 with a shorter time
+# limit, which the engine applies; building v1 avoids gymnasium's "out of date"
+# warning (as per_exp.engine.envs does).
+SAME_DYNAMICS = {"CartPole-v0": "CartPole-v1"}
+
 
 def make_slot_env(env_id: str) -> gym.Env:
     # max_episode_steps=-1 is gymnasium's documented "no TimeLimit wrapper".
-    return gym.make(env_id, max_episode_steps=-1, disable_env_checker=True)
+    return gym.make(SAME_DYNAMICS.get(env_id, env_id), max_episode_steps=-1, disable_env_checker=True)
 
 
 def space_problem(env: gym.Env) -> str | None:
