@@ -1,9 +1,18 @@
-"""Job checkpoints on disk: where they live, atomic writes, and the process-global RNG states.
+"""Job checkpoints on disk: where they live, atomic writes, refusal of anything but data, RNG states.
 
 A checkpoint is one file per experiment and config hash,
-`<root>/<experiment id>/<hash>/checkpoint.pt`.
+`<root>/<experiment id>/<hash>/checkpoint.zip`.
 Keying by hash rather than by Hydra's (timestamped) sweep folder is what
 lets a re-launch of the same command find the work of the killed one.
+
+The folder may be shared (a network file system every node and every member
+of a group can write), so a checkpoint is read as data only: the file is a
+`per_exp.codec` container (JSON + NumPy `.npy` entries, no pickle), and a
+file that is not a valid one of the current format version is never
+executed, never half-loaded: it is refused with one log line and renamed
+aside (`checkpoint.zip.refused-<UTC time>-<pid>`, kept as evidence), and the
+job starts its run over from episode 0. `checkpoint.pt`, the format-1 file
+of earlier versions, is a torch pickle: it is refused the same way, unread.
 """
 
 from __future__ import annotations
@@ -11,16 +20,21 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from per_exp import codec
+
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-FILE_NAME = "checkpoint.pt"
+FORMAT_VERSION = 2  # 1: checkpoint.pt, a torch pickle (never loaded since 2)
+FILE_NAME = "checkpoint.zip"
+LEGACY_FILE_NAME = "checkpoint.pt"
+REFUSED_INFIX = ".refused-"
 
 
 def default_root(uri: str, launch_dir: Path) -> Path:
@@ -46,36 +60,74 @@ def path_for(root: Path, experiment_id: str, config_hash: str) -> Path:
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    """Write-then-rename, so a kill mid-write leaves the previous checkpoint intact."""
+    """Write-then-rename, so a kill mid-write leaves the previous checkpoint intact.
+
+    Raises codec.UnsupportedValue (naming the offending entry) if the payload
+    holds anything but data; the previous checkpoint then stays.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save({"format_version": FORMAT_VERSION, **payload}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            codec.dump({"format_version": FORMAT_VERSION, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)  # the rename itself survives a crash of the node
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems do not sync directories; the rename is still atomic
+    finally:
+        os.close(fd)
 
 
 def load(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at `path`, or None if there is none or it cannot be read."""
-    if not path.exists():
+    """The checkpoint at `path`, or None if there is none or it was refused (and moved aside)."""
+    legacy = path.with_name(LEGACY_FILE_NAME)
+    if legacy.exists() or legacy.is_symlink():
+        refuse(legacy, f"format 1 ({LEGACY_FILE_NAME}) is a pickle, which can run code on load: never read")
+    if not (path.exists() or path.is_symlink()):
         return None
     try:
-        # Our own file: it holds NumPy arrays and RNG tuples, which the
-        # weights-only unpickler refuses.
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a torn or foreign file must not stop the job: start over instead
-        log.warning("ignoring unreadable checkpoint %s: %s: %s", path, type(e).__name__, e)
+        with open(path, "rb") as f:
+            data = codec.load(f)  # every failure of the file's content comes out as NotAStateFile
+    except codec.NotAStateFile as e:
+        refuse(path, str(e))
         return None
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-        log.warning(
-            "ignoring checkpoint %s: format %r, expected %d",
-            path,
-            data.get("format_version") if isinstance(data, dict) else None,
-            FORMAT_VERSION,
-        )
+    except OSError as e:  # not ours to judge (permissions, a folder, I/O): leave it where it is
+        log.warning("cannot open checkpoint %s (%s: %s): the run starts over", path, type(e).__name__, e)
+        return None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != FORMAT_VERSION:
+        refuse(path, f"format version {version!r}, this code reads {FORMAT_VERSION}")
         return None
     return data
+
+
+def refuse(path: Path, reason: str) -> Path | None:
+    """Log one line and rename `path` aside (never delete: it may be evidence); returns where it went."""
+    reason = " ".join(reason.split())[:300]  # one line, whatever the file made the message say
+    aside = path.with_name(f"{path.name}{REFUSED_INFIX}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return None  # another job refused it first
+    except OSError as e:
+        log.warning("refused checkpoint %s: %s; could not move it aside (%s); nothing in it was run", path, reason, e)
+        return None
+    log.warning("refused checkpoint %s: %s; moved aside to %s; nothing in it was run", path, reason, aside.name)
+    return aside
 
 
 def remove(path: Path) -> None:

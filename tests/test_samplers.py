@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
+from per_exp import codec
 from per_exp.config import ConfigError, SamplerConfig, validate
 from per_exp.engine.priorities import is_weights, priorities_from_td
 from per_exp.engine.rankorder import RankOrder
@@ -250,7 +251,7 @@ def test_restored_state_draws_the_identical_next_batch(name):
     a.add(np.arange(30)) if name != "uniform" else None
     a.update(np.arange(30), np.linspace(-3, 3, 30))
     a.sample(8, 30, 0.5)
-    state = pickle.loads(pickle.dumps(a.state_dict()))  # as a checkpoint would
+    state = codec.loads(codec.dumps(a.state_dict()))  # through the checkpoint format
     b = make(name, 40, seed=99, weight_norm="buffer")
     b.load_state_dict(state)
     for _ in range(3):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import signal
 from pathlib import Path
 
 import pytest
-import torch
 
-from per_exp import checkpoint
+from per_exp import checkpoint, codec
 from per_exp.engine.trainer import Trainer
 from tests.support.cli import compose, run_cli
 from tests.support.sweeps import (
@@ -43,14 +41,12 @@ def test_trainer_state_round_trip_continues_exactly(overrides):
 
     def grab(t: Trainer) -> None:
         if t.episode == 4:
-            buf = io.BytesIO()
-            torch.save(t.state_dict(), buf)  # through bytes, as on disk
-            blob["state"] = buf.getvalue()
+            blob["state"] = codec.dumps(t.state_dict())  # through the checkpoint format's bytes, as on disk
 
     Trainer(cfg, on_checkpoint=grab).run()
     got: list = []
     resumed = Trainer(cfg, sink=lambda e, m: got.append((e, _deterministic(m))))
-    resumed.load_state_dict(torch.load(io.BytesIO(blob["state"]), weights_only=False))
+    resumed.load_state_dict(codec.loads(blob["state"]))
     s = resumed.run()
     assert got == ref[4:]
     assert s.episodes == 9 and len(s.episode_lengths) == 9
