@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from per_exp import credentials
+from per_exp.config import ConfigError
+
 #: the learning-curve quantity; a run without it cannot be analysed
 CURVE_METRIC = "episode/steps"
 ROLE_TAG = "per_exp.role"
@@ -62,13 +65,18 @@ class Loaded:
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The trainer's rule: explicit URI, else $MLFLOW_TRACKING_URI, else ./mlflow.db."""
-    if uri:
-        return uri
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return "sqlite:///" + os.path.abspath("mlflow.db")
+    """The trainer's rule: explicit URI, else $MLFLOW_TRACKING_URI, else ./mlflow.db.
+
+    A URI with a secret in it is refused, as the trainer does: the report writes
+    the URI into report.md (credentials go in MLFLOW_TRACKING_USERNAME/PASSWORD).
+    """
+    key = "--tracking-uri" if uri else "MLFLOW_TRACKING_URI"
+    resolved = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + os.path.abspath("mlflow.db")
+    try:
+        credentials.check_uri(key, resolved)
+    except ConfigError as e:
+        raise LoadError(str(e)) from None
+    return resolved
 
 
 def _client(uri: str):

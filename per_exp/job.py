@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import checkpoint, config, resume, tracking
+from per_exp import checkpoint, config, credentials, resume, tracking
 from per_exp.config import ConfigError, validate
 from per_exp.engine.trainer import Trainer
 from per_exp.sweep import read_sweep_file
@@ -95,17 +95,21 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         return {"solved_episode": s.solved_episode, "episodes": s.episodes}
 
     sweep = read_sweep_file(hc.sweep.dir) if hc and hc.mode == RunMode.MULTIRUN else None
-    uri = sweep["uri"] if sweep else tracking.resolve_uri(conf.tracking.uri)
-    client = tracking.client_for(uri)
-    exp_id = sweep["experiment_id"] if sweep else tracking.ensure_experiment(client, conf.tracking.experiment)
-    chash = tracking.config_hash(resolved)
-    if sweep and sweep.get("checkpoint_root"):
-        ckpt_root = Path(sweep["checkpoint_root"])  # resolved on the launching machine
-    else:
-        ckpt_root = checkpoint.root_for(conf.checkpoint.dir, uri, Path(hc.runtime.cwd) if hc else Path.cwd())
-    ckpt_path = checkpoint.path_for(ckpt_root, exp_id, chash)
-
-    plan = resume.plan_job(client, exp_id, chash, ckpt_path, conf.rerun)
+    try:
+        uri = sweep["uri"] if sweep else tracking.resolve_uri(conf.tracking.uri)
+        client = tracking.client_for(uri)
+        with credentials.server_access(uri):  # a refused login: one line, before any run exists
+            exp_id = sweep["experiment_id"] if sweep else tracking.ensure_experiment(client, conf.tracking.experiment)
+            chash = tracking.config_hash(resolved)
+            if sweep and sweep.get("checkpoint_root"):
+                ckpt_root = Path(sweep["checkpoint_root"])  # resolved on the launching machine
+            else:
+                ckpt_root = checkpoint.root_for(conf.checkpoint.dir, uri, Path(hc.runtime.cwd) if hc else Path.cwd())
+            ckpt_path = checkpoint.path_for(ckpt_root, exp_id, chash)
+            plan = resume.plan_job(client, exp_id, chash, ckpt_path, conf.rerun)
+    except ConfigError as e:
+        log.error("%s", e)
+        raise SystemExit(2) from None
     if plan.action == resume.SKIP:
         log.info("skipping %s: %s (rerun=true runs it again)", name, plan.reason)
         return {"run_id": plan.run_id, "skipped": True}

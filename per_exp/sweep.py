@@ -21,7 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import checkpoint, tracking
+from per_exp import checkpoint, credentials, tracking
 from per_exp.config import ConfigError, resolved, typed, validate
 
 log = logging.getLogger(__name__)
@@ -89,18 +89,23 @@ class MlflowSweepCallback(Callback):
             return
         hashes = [tracking.config_hash(resolved(c)) for _, c in jobs]
         _refuse_duplicate_hashes(jobs, hashes)
-        uri = tracking.resolve_uri(first.tracking.uri)
-        # The store is created (schema migrated) and the experiment made here, once, before any
-        # worker exists: concurrent first use of a sqlite file crashes 7 workers of 8, and
-        # concurrent experiment creation misfiles runs under "Default".
-        client = tracking.client_for(uri)
-        exp_id = tracking.ensure_experiment(client, first.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            uri = tracking.resolve_uri(first.tracking.uri)
+            # The store is created (schema migrated) and the experiment made here, once, before any
+            # worker exists: concurrent first use of a sqlite file crashes 7 workers of 8, and
+            # concurrent experiment creation misfiles runs under "Default".
+            client = tracking.client_for(uri)
+            with credentials.server_access(uri):  # a refused login: one line, before any run exists
+                exp_id = tracking.ensure_experiment(client, first.tracking.experiment)
+                existing = tracking.job_runs_by_hash(client, exp_id)
+                sweep_dir.mkdir(parents=True, exist_ok=True)
+                parent_id, reused = self._parent_run(client, exp_id, sweep_dir, task_overrides, hashes)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
         # this process is the launch folder's (job.chdir is false); jobs elsewhere get the absolute path
         ckpt_root = checkpoint.root_for(first.checkpoint.dir, uri, Path.cwd())
-
-        existing = tracking.job_runs_by_hash(client, exp_id)
         rerun = bool(first.rerun)
         n_done = 0 if rerun else sum(any(r.info.status == "FINISHED" for r in existing.get(h, [])) for h in hashes)
         n_resume = (
@@ -110,7 +115,6 @@ class MlflowSweepCallback(Callback):
                 bool(existing.get(h)) and not any(r.info.status == "FINISHED" for r in existing[h]) for h in hashes
             )
         )
-        parent_id, reused = self._parent_run(client, exp_id, sweep_dir, task_overrides, hashes)
         self.parent = {
             "uri": uri,
             "experiment_id": exp_id,

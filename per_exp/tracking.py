@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from per_exp import credentials
+
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = ".per_exp_sweep.json"
@@ -41,7 +43,9 @@ def resolve_uri(uri: str | None) -> str:
     A relative sqlite path is made absolute so that workers started in
     another folder (joblib, submitit) write to the same file.
     """
+    key = "tracking.uri" if uri else "MLFLOW_TRACKING_URI"
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    credentials.check_uri(key, uri)  # the URI is written to logs, tags and the sweep file
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         path = uri[len("sqlite:///") :]
         if not os.path.isabs(path):

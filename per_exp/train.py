@@ -11,6 +11,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from per_exp import credentials
 from per_exp.config import ConfigError, check_override_keys, register_configs
 from per_exp.job import run_job
 
@@ -24,7 +25,9 @@ def _hydra_main(cfg: DictConfig) -> dict | None:
 
 def main() -> None:
     try:
-        check_override_keys([a for a in sys.argv[1:] if not a.startswith("-")])
+        overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+        check_override_keys(overrides)
+        credentials.check_overrides(overrides)  # before Hydra writes them to .hydra/
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.auth_server import TEST_PASSWORD, TEST_USER, auth_server
 from tests.support.stores import build_store, run_real_sweep
 
 
@@ -35,3 +36,14 @@ def real_sweep_store(tmp_path_factory):
     proc = run_real_sweep(tmp, ["sampler=uniform,sumtree", "seed=0,1", "max_episodes=4"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": "per-cartpole", "tmp": tmp}
+
+
+@pytest.fixture(scope="module")
+def auth_tls_server(tmp_path_factory):
+    """A real `mlflow server --app-name basic-auth` over TLS on 127.0.0.1, with the user TEST_USER.
+
+    Clients trust its self-signed certificate through MLFLOW_TRACKING_SERVER_CERT_PATH (`.env(...)`).
+    """
+    with auth_server(tmp_path_factory.mktemp("auth_server"), tls=True) as s:
+        s.add_user(TEST_USER, TEST_PASSWORD)
+        yield s
