@@ -15,16 +15,20 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import html
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 
+from per_exp import credentials
+
 from . import plots
 from .axes import axis_values, find_axes, group_labels, group_order
-from .load import CURVE_METRIC, Loaded, LoadError, latest_sweep_parent, load_runs
+from .load import CURVE_METRIC, Loaded, LoadError, latest_sweep_parent, load_runs, resolve_tracking_uri
 from .stats import (
     REPS,
     ROLLING_WINDOW,
@@ -356,10 +360,35 @@ code {{ background: #f6f6f6; padding: 0 0.2rem; }}
 """
 
 
-def render_html(md_text: str, title: str) -> str:
-    import markdown
+def safe_url(url: str) -> bool:
+    """A relative path or an http(s) URL: never `javascript:`, `data:` or the like."""
+    # browsers ignore control characters and spaces in a scheme: so must the check
+    scheme = urlsplit(re.sub(r"[\x00-\x20\x7f]", "", url)).scheme.lower()
+    return scheme in ("", "http", "https")
 
-    body = markdown.markdown(md_text, extensions=["tables"])
+
+def render_html(md_text: str, title: str) -> str:
+    """The report as HTML. Its text comes partly from the store (run names, params, tags, reasons),
+    which anyone who can write a run controls: that text is shown, never interpreted."""
+    import markdown
+    from markdown.extensions import Extension
+    from markdown.treeprocessors import Treeprocessor
+
+    class SafeLinks(Treeprocessor):
+        def run(self, root):
+            for el in root.iter():
+                for attr in ("href", "src"):
+                    if attr in el.attrib and not safe_url(el.attrib[attr]):
+                        del el.attrib[attr]
+
+    class TextOnly(Extension):
+        def extendMarkdown(self, md):
+            # These two pass raw HTML through; without them the serializer escapes it as text.
+            md.preprocessors.deregister("html_block")
+            md.inlinePatterns.deregister("html")
+            md.treeprocessors.register(SafeLinks(md), "safe_links", 0)
+
+    body = markdown.markdown(md_text, extensions=["tables", TextOnly()])
     return HTML_TEMPLATE.format(title=html.escape(title), body=body)
 
 
@@ -454,8 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except MlflowException as e:
+        refused = credentials.access_error(e, resolve_tracking_uri(args.tracking_uri))
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"error: MLflow: {msg}", file=sys.stderr)
+        print(f"error: {refused}" if refused else f"error: MLflow: {msg}", file=sys.stderr)
         return 2
     where = f"; logged to run {r['logged_to']} under report/" if r["logged_to"] else ""
     print(

@@ -142,3 +142,26 @@ def test_bad_options_in_process(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "nothing.db").exists()  # MLflow was not allowed to create an empty store
+
+
+def test_store_text_in_the_html_report_is_shown_never_run():
+    """Run names, params and tags come from the store, which anyone who can write a run controls."""
+    import pandas as pd
+
+    from analysis.report import md_table, render_html
+
+    hostile = pd.DataFrame(
+        {
+            "group": ["<script>alert(1)</script>", "[click](javascript:alert(2))", "ok"],
+            "reason": ['<img src=x onerror="alert(3)">', "![p](data:text/html,<b>x</b>)", "[doc](https://mlflow.org)"],
+        }
+    )
+    md = "\n".join(
+        ["# r", "", md_table(hostile), "", "<iframe src='javascript:alert(4)'></iframe>", "", "[f](\x01javascript:x)"]
+    )
+    page = render_html(md, "<b>title</b>")
+    body = page.lower()
+    assert "<script" not in body and "<img src=x" not in body and "<iframe" not in body and "<b>" not in body
+    assert 'href="javascript' not in body and 'src="data:' not in body and 'href="\x01' not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text
+    assert 'href="https://mlflow.org"' in page  # ordinary links still work
