@@ -81,7 +81,7 @@ def test_a_planted_pickle_never_runs_is_moved_aside_and_the_run_restarts_from_ep
     evil = buf.getvalue()
     torch.load(io.BytesIO(evil), weights_only=False)  # control: loading this file as before would run its code
     assert marker.exists()
-    marker.unlink()
+    marker.rmdir()
     ckpt.write_bytes(evil)  # swapped in by someone who can write the shared folder
     legacy = ckpt.with_name(checkpoint.LEGACY_FILE_NAME)
     legacy.write_bytes(evil)  # and a format-1 file, as an older per_exp would have left
