@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from per_exp import contract as C
+
 #: never axes: the replicate and keys that do not change what is learned
-IGNORED = {"seed", "log_every_episodes", "fail_at_episode", "torch_threads"}
+IGNORED = {C.PARAM_SEED, "log_every_episodes", "fail_at_episode", "torch_threads"}
 IGNORED_PREFIXES = ("tracking.", "hydra.", "mlflow.")
 
 

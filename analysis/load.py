@@ -19,28 +19,27 @@ one request per per-episode metric.
 
 Runs that are not FINISHED, runs without a per-episode ``episode/steps``
 series, and older re-runs of a config (same ``config_hash`` tag) are never
-mixed in: they are listed in ``left_out`` with the reason.
+mixed in: they are listed in ``left_out`` with the reason. Tag, metric and
+artifact names, the store's location and the paged search are the run
+contract's (``per_exp.contract``), shared with the trainer.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
-from per_exp import credentials
-from per_exp.config import ConfigError
+from per_exp import contract as C
+from per_exp.errors import ConfigError
 
-#: the learning-curve quantity; a run without it cannot be analysed
-CURVE_METRIC = "episode/steps"
-ROLE_TAG = "per_exp.role"
-SWEEP_TAG = "per_exp.sweep_id"
-PARENT_TAG = "mlflow.parentRunId"
-EPISODES_ARTIFACT = "episodes.csv"
+EPISODE_COLUMNS = ["run_id", "episode", "metric", "value"]
+LEFT_OUT_COLUMNS = ["run_id", "run_name", "status", "reason"]
 
 
 class LoadError(Exception):
@@ -61,32 +60,68 @@ class Loaded:
     tracking_uri: str
     sweep_id: str | None = None  # the --sweep given, if any
     n_found: int = 0  # job runs found before anything was left out
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The trainer's rule: explicit URI, else $MLFLOW_TRACKING_URI, else ./mlflow.db.
+    """The trainer's rule (`per_exp.contract.resolve_tracking_uri`); a refused URI is a LoadError.
 
     A URI with a secret in it is refused, as the trainer does: the report writes
     the URI into report.md (credentials go in MLFLOW_TRACKING_USERNAME/PASSWORD).
     """
-    key = "--tracking-uri" if uri else "MLFLOW_TRACKING_URI"
-    resolved = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + os.path.abspath("mlflow.db")
     try:
-        credentials.check_uri(key, resolved)
+        return C.resolve_tracking_uri(uri, key="--tracking-uri")
     except ConfigError as e:
         raise LoadError(str(e)) from None
-    return resolved
+
+
+def load_runs(
+    experiment: str,
+    sweep: str | None = None,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    workers: int = 4,
+) -> Loaded:
+    """Load the job runs of ``experiment`` (or only the children of sweep run ``sweep``).
+
+    Raises :class:`LoadError` with a one-line message for an unknown experiment
+    or sweep id, an experiment/sweep without job runs, or when no run is usable.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    client = _client(uri)
+    eid = _experiment_id(client, experiment, uri)
+    jobs, where = _job_runs(client, eid, experiment, sweep, uri, progress)
+    left = _LeftOut()
+    usable = _latest_finished(jobs, left)
+    kept, frames, n_from_history = _episode_series(client, usable, uri, workers, progress, left)
+    if not kept:
+        reasons = "; ".join(sorted({r.split(" (")[0] for r in left.reasons()})) or "none"
+        raise LoadError(f"no usable runs in {where}: {len(jobs)} found, all left out ({reasons})")
+    notes = []
+    if n_from_history:
+        notes.append(f"{n_from_history} run(s) had no episodes.csv; their series came from the metric history")
+    if progress:
+        _progress(f"analysis: {len(kept)} runs usable, {len(left.rows)} left out")
+    return Loaded(
+        runs=pd.DataFrame([_run_row(r) for r in kept]).reset_index(drop=True),
+        episodes=_tidy_episodes(frames),
+        left_out=left.frame(),
+        experiment_name=experiment,
+        experiment_id=eid,
+        tracking_uri=uri,
+        sweep_id=sweep,
+        n_found=len(jobs),
+        notes=notes,
+    )
 
 
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///") :]
-        if not os.path.exists(path):
-            # MLflow would silently create an empty database here.
-            raise LoadError(f"no MLflow store at {uri} (file {path} does not exist); pass --tracking-uri")
+    path = C.sqlite_path(uri)
+    if path is not None and not path.exists():
+        # MLflow would silently create an empty database here.
+        raise LoadError(f"no MLflow store at {uri} (file {path} does not exist); pass --tracking-uri")
     return MlflowClient(tracking_uri=uri)
 
 
@@ -94,26 +129,130 @@ def _progress(msg: str, end: str = "\n") -> None:
     print(msg, file=sys.stderr, end=end, flush=True)
 
 
-def _search_all(client, experiment_id: str, filter_string: str = "") -> list:
-    from mlflow.entities import ViewType
-
-    out, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=filter_string,
-            run_view_type=ViewType.ACTIVE_ONLY,
-            max_results=1000,
-            order_by=["attributes.start_time ASC"],
-            page_token=token,
+def _experiment_id(client, experiment: str, uri: str) -> str:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise LoadError(
+            f"unknown experiment {experiment!r} at {uri}; experiments there: {', '.join(names) or '(none)'}"
         )
-        out.extend(page)
-        token = page.token
-        if not token:
-            return out
+    return exp.experiment_id
 
 
-def run_row(run) -> dict:
+def _job_runs(client, eid: str, experiment: str, sweep: str | None, uri: str, progress: bool) -> tuple[list, str]:
+    """The job runs of the experiment (or of one sweep), oldest first, and how to name where they came from."""
+    from mlflow.exceptions import MlflowException
+
+    if sweep:
+        try:
+            parent = client.get_run(sweep)
+        except MlflowException:
+            raise LoadError(f"unknown sweep run id {sweep!r} at {uri}") from None
+        if parent.info.experiment_id != eid:
+            raise LoadError(f"sweep run {sweep!r} belongs to another experiment, not {experiment!r}")
+        where = f"sweep {sweep}"
+        found = C.search_runs(client, eid, C.tag_equals(C.TAG_PARENT, sweep), order_by=["attributes.start_time ASC"])
+    else:
+        where = f"experiment {experiment!r}"
+        found = C.search_runs(client, eid, order_by=["attributes.start_time ASC"])
+    if progress:
+        _progress(f"analysis: found {len(found)} runs in {where} at {uri}")
+    # sweep parents are bookkeeping, not jobs
+    jobs = [r for r in found if r.data.tags.get(C.TAG_ROLE) != C.ROLE_SWEEP]
+    if not jobs:
+        raise LoadError(f"{where} has no job runs")
+    return jobs, where
+
+
+class _LeftOut:
+    """The runs left out of the analysis, each with the reason."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, run, reason: str) -> None:
+        info = run.info
+        self.rows.append({"run_id": info.run_id, "run_name": info.run_name, "status": info.status, "reason": reason})
+
+    def reasons(self) -> list[str]:
+        return [r["reason"] for r in self.rows]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=LEFT_OUT_COLUMNS)
+
+
+def _latest_finished(jobs: list, left: _LeftOut) -> list:
+    """The FINISHED runs, one per config hash (the latest re-run: a seed never counts twice)."""
+    finished = []
+    for r in jobs:
+        if r.info.status != "FINISHED":
+            left.add(r, f"status {r.info.status}")
+        else:
+            finished.append(r)
+    latest: dict[str, Any] = {}
+    for r in finished:  # oldest first
+        h = r.data.tags.get(C.TAG_CONFIG_HASH)
+        if h is None:
+            latest[r.info.run_id] = r
+            continue
+        if h in latest:
+            left.add(latest[h], f"superseded by re-run {r.info.run_id} (same {C.TAG_CONFIG_HASH})")
+        latest[h] = r
+    return list(latest.values())
+
+
+def _episode_series(
+    client, usable: list, uri: str, workers: int, progress: bool, left: _LeftOut
+) -> tuple[list, list[pd.DataFrame], int]:
+    """(runs kept, their long per-episode frames, how many came from the metric history); one episodes.csv
+    download per run, in parallel. A run without a learning curve is left out."""
+    frames: list[pd.DataFrame] = []
+    kept: list = []
+    n_from_history = 0
+    report = _progress_reporter(len(usable), progress)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [(r, pool.submit(_episodes_for, client, r, uri)) for r in usable]
+        for r, fut in futures:
+            df, how = fut.result()
+            report()
+            if df is None or df.empty:
+                left.add(r, f"no per-episode series (no {C.ARTIFACT_EPISODES} and no metric history)")
+                continue
+            if C.CURVE_METRIC not in set(df["metric"]):
+                left.add(r, f"no per-episode {C.CURVE_METRIC!r} series")
+                continue
+            n_from_history += how == "history"
+            frames.append(df)
+            kept.append(r)
+    if progress and usable and sys.stderr.isatty():
+        _progress("")
+    return kept, frames, n_from_history
+
+
+def _progress_reporter(total: int, progress: bool) -> Callable[[], None]:
+    """A callable to call once per run loaded: one updating line on a terminal, about four lines elsewhere."""
+    tty = sys.stderr.isatty()
+    cr, end = ("\r", "") if tty else ("", "\n")
+    every = max(1, total // 4)
+    done = 0
+
+    def report() -> None:
+        nonlocal done
+        done += 1
+        if progress and (tty or done == total or done % every == 0):
+            _progress(f"{cr}analysis: loading per-episode series {done}/{total}", end=end)
+
+    return report
+
+
+def _tidy_episodes(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    episodes = pd.concat(frames, ignore_index=True)[EPISODE_COLUMNS]
+    episodes["episode"] = episodes["episode"].astype(int)
+    episodes["value"] = episodes["value"].astype(float)
+    return episodes.sort_values(["run_id", "metric", "episode"], ignore_index=True)
+
+
+def _run_row(run) -> dict:
     """One run as a flat dict (the ``runs`` frame's row)."""
     info, data = run.info, run.data
     row = {
@@ -122,7 +261,7 @@ def run_row(run) -> dict:
         "status": info.status,
         "start_time": info.start_time,
         "end_time": info.end_time,
-        "parent_run_id": data.tags.get(PARENT_TAG),
+        "parent_run_id": data.tags.get(C.TAG_PARENT),
     }
     row.update({f"params.{k}": v for k, v in data.params.items()})
     row.update({f"tags.{k}": v for k, v in data.tags.items()})
@@ -137,7 +276,7 @@ def _episodes_from_csv(run, tracking_uri: str) -> pd.DataFrame | None:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{run.info.artifact_uri.rstrip('/')}/{EPISODES_ARTIFACT}",
+                artifact_uri=f"{run.info.artifact_uri.rstrip('/')}/{C.ARTIFACT_EPISODES}",
                 dst_path=tmp,
                 tracking_uri=tracking_uri,
             )
@@ -147,9 +286,10 @@ def _episodes_from_csv(run, tracking_uri: str) -> pd.DataFrame | None:
             wide = pd.read_csv(path)
         except (pd.errors.EmptyDataError, pd.errors.ParserError):
             return None
-    if "episode" not in wide.columns:
+    if C.EPISODE_COLUMN not in wide.columns:
         return None
-    long = wide.melt(id_vars="episode", var_name="metric", value_name="value")
+    long = wide.melt(id_vars=C.EPISODE_COLUMN, var_name="metric", value_name="value")
+    long = long.rename(columns={C.EPISODE_COLUMN: "episode"})
     long = long.dropna(subset=["value"])
     long.insert(0, "run_id", run.info.run_id)
     return long
@@ -184,137 +324,6 @@ def _episodes_for(client, run, tracking_uri: str) -> tuple[pd.DataFrame | None, 
     return _episodes_from_history(client, run), "history"
 
 
-EPISODE_COLUMNS = ["run_id", "episode", "metric", "value"]
-
-
-def load_runs(
-    experiment: str,
-    sweep: str | None = None,
-    tracking_uri: str | None = None,
-    progress: bool = True,
-    workers: int = 4,
-) -> Loaded:
-    """Load the job runs of ``experiment`` (or only the children of sweep run ``sweep``).
-
-    Raises :class:`LoadError` with a one-line message for an unknown experiment
-    or sweep id, an experiment/sweep without job runs, or when no run is usable.
-    """
-    from mlflow.exceptions import MlflowException
-
-    uri = resolve_tracking_uri(tracking_uri)
-    client = _client(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise LoadError(
-            f"unknown experiment {experiment!r} at {uri}; experiments there: {', '.join(names) or '(none)'}"
-        )
-    eid = exp.experiment_id
-    if sweep:
-        try:
-            parent = client.get_run(sweep)
-        except MlflowException:
-            raise LoadError(f"unknown sweep run id {sweep!r} at {uri}") from None
-        if parent.info.experiment_id != eid:
-            raise LoadError(f"sweep run {sweep!r} belongs to another experiment, not {experiment!r}")
-        found = _search_all(client, eid, f"tags.`{PARENT_TAG}` = '{sweep}'")
-        where = f"sweep {sweep}"
-    else:
-        found = _search_all(client, eid)
-        where = f"experiment {experiment!r}"
-    if progress:
-        _progress(f"analysis: found {len(found)} runs in {where} at {uri}")
-    # sweep parents are bookkeeping, not jobs
-    jobs = [r for r in found if r.data.tags.get(ROLE_TAG) != "sweep"]
-    if not jobs:
-        raise LoadError(f"{where} has no job runs")
-
-    left: list[dict] = []
-
-    def leave(run, reason):
-        left.append(
-            {
-                "run_id": run.info.run_id,
-                "run_name": run.info.run_name,
-                "status": run.info.status,
-                "reason": reason,
-            }
-        )
-
-    finished = []
-    for r in jobs:
-        if r.info.status != "FINISHED":
-            leave(r, f"status {r.info.status}")
-        else:
-            finished.append(r)
-
-    # re-runs of the same config and seed: keep the latest, never count a seed twice
-    latest: dict[str, object] = {}
-    for r in finished:  # sorted by start time ascending
-        h = r.data.tags.get("config_hash")
-        if h is None:
-            latest[r.info.run_id] = r
-            continue
-        if h in latest:
-            old = latest[h]
-            leave(old, f"superseded by re-run {r.info.run_id} (same config_hash)")
-        latest[h] = r
-    usable = list(latest.values())
-
-    # per-episode series: one episodes.csv per run, in parallel
-    frames, n_done, used = [], 0, {"csv": 0, "history": 0}
-    tty = sys.stderr.isatty()
-    cr, end = ("\r", "") if tty else ("", "\n")
-    step = max(1, len(usable) // 4)  # a non-terminal gets about four progress lines
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [(r, pool.submit(_episodes_for, client, r, uri)) for r in usable]
-        kept = []
-        for r, fut in futures:
-            df, how = fut.result()
-            n_done += 1
-            if progress and (tty or n_done == len(usable) or n_done % step == 0):
-                _progress(f"{cr}analysis: loading per-episode series {n_done}/{len(usable)}", end=end)
-            if df is None or df.empty:
-                leave(r, "no per-episode series (no episodes.csv and no metric history)")
-                continue
-            if CURVE_METRIC not in set(df["metric"]):
-                leave(r, f"no per-episode {CURVE_METRIC!r} series")
-                continue
-            used[how] += 1
-            frames.append(df)
-            kept.append(r)
-    if progress and usable and tty:
-        _progress("")
-
-    left_out = pd.DataFrame(left, columns=["run_id", "run_name", "status", "reason"])
-    if not kept:
-        reasons = "; ".join(sorted(set(left_out["reason"].str.split(" \\(").str[0]))) or "none"
-        raise LoadError(f"no usable runs in {where}: {len(jobs)} found, all left out ({reasons})")
-
-    runs = pd.DataFrame([run_row(r) for r in kept])
-    runs = runs[[c for c in runs.columns]].reset_index(drop=True)
-    episodes = pd.concat(frames, ignore_index=True)[EPISODE_COLUMNS]
-    episodes["episode"] = episodes["episode"].astype(int)
-    episodes["value"] = episodes["value"].astype(float)
-    episodes = episodes.sort_values(["run_id", "metric", "episode"], ignore_index=True)
-    notes = []
-    if used["history"]:
-        notes.append(f"{used['history']} run(s) had no episodes.csv; their series came from the metric history")
-    if progress:
-        _progress(f"analysis: {len(runs)} runs usable, {len(left_out)} left out")
-    return Loaded(
-        runs=runs,
-        episodes=episodes,
-        left_out=left_out,
-        experiment_name=experiment,
-        experiment_id=eid,
-        tracking_uri=uri,
-        sweep_id=sweep,
-        n_found=len(jobs),
-        notes=notes,
-    )
-
-
 def latest_sweep_parent(experiment: str, tracking_uri: str | None = None) -> str | None:
     """Run id of the most recently started sweep parent run in the experiment, if any."""
     uri = resolve_tracking_uri(tracking_uri)
@@ -324,14 +333,8 @@ def latest_sweep_parent(experiment: str, tracking_uri: str | None = None) -> str
         return None
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string=f"tags.`{ROLE_TAG}` = 'sweep'",
+        filter_string=C.tag_equals(C.TAG_ROLE, C.ROLE_SWEEP),
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
     return runs[0].info.run_id if runs else None
-
-
-def curves(episodes: pd.DataFrame, metric: str = CURVE_METRIC) -> pd.DataFrame:
-    """Wide view of one per-episode metric: index episode, one column per run_id."""
-    sub = episodes[episodes["metric"] == metric]
-    return sub.pivot(index="episode", columns="run_id", values="value").sort_index()

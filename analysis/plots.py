@@ -24,7 +24,6 @@ import seaborn as sns
 from .axes import short
 
 FULL_WIDTH = 7.0
-COLUMN_WIDTH = 3.5
 RC = {
     "svg.fonttype": "none",  # text stays text in the SVG
     "font.size": 8,
@@ -155,7 +154,7 @@ def episodes_to_solve_figure(
             mew=0.5,
             label="IQM, 95% CI" if i == 0 else None,
         )
-    caps = scores["cap"].unique()
+    caps = scores["episode_cap"].unique()
     if len(caps) == 1:
         ax.axvline(caps[0], color="0.4", ls=":", lw=0.8)
     _group_yaxis(ax, _ticklabels_with_solved(scores, order))

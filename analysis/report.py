@@ -18,17 +18,19 @@ import html
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 
+from per_exp import contract as C
 from per_exp import credentials
 
 from . import plots
-from .axes import axis_values, find_axes, group_labels, group_order
-from .load import CURVE_METRIC, Loaded, LoadError, latest_sweep_parent, load_runs, resolve_tracking_uri
+from .axes import Axes, axis_values, find_axes, group_labels, group_order
+from .load import Loaded, LoadError, latest_sweep_parent, load_runs, resolve_tracking_uri
 from .stats import (
     REPS,
     ROLLING_WINDOW,
@@ -56,7 +58,8 @@ def md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _num(x: float, digits: int = 1) -> str:
+def _fmt_number(x: float | None, digits: int = 1) -> str:
+    """`x` with `digits` decimals, "n/a" when missing."""
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return "n/a"
     return f"{x:.{digits}f}"
@@ -64,8 +67,8 @@ def _num(x: float, digits: int = 1) -> str:
 
 def fmt_ci(point: float, lo: float, hi: float, digits: int = 1) -> str:
     if np.isnan(lo) or np.isnan(hi):
-        return f"{_num(point, digits)} (CI n/a)"
-    return f"{_num(point, digits)} [{_num(lo, digits)}, {_num(hi, digits)}]"
+        return f"{_fmt_number(point, digits)} (CI n/a)"
+    return f"{_fmt_number(point, digits)} [{_fmt_number(lo, digits)}, {_fmt_number(hi, digits)}]"
 
 
 def score_table(agg: pd.DataFrame, scores: pd.DataFrame, order: Sequence[str], with_solved: bool) -> pd.DataFrame:
@@ -86,8 +89,27 @@ def score_table(agg: pd.DataFrame, scores: pd.DataFrame, order: Sequence[str], w
 # --------------------------------------------------------------------------- the analysis
 
 
-def analyse(loaded: Loaded, reps: int = REPS, seed: int = 0, grid_episodes: int | None = None, ignore=()):
-    """Everything the report shows, as frames (no files written)."""
+@dataclass
+class Analysis:
+    """Everything the report shows, as frames and arrays (no files written)."""
+
+    axes: Axes
+    order: list[str]  # the groups, in axis-value order
+    scores: pd.DataFrame  # one row per run (stats.run_scores), with a column per axis
+    curves: np.ndarray  # runs x grid episodes, the learning curve of each row of `scores`
+    tables: dict[str, pd.DataFrame]  # score name -> aggregate table (stats.aggregate_table)
+    improvement: pd.DataFrame  # probability of improvement, every ordered pair of groups
+    profile: pd.DataFrame  # performance profile of episodes to solve
+    bands: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # group -> IQM curve and its CI band
+    values: dict[str, list[str]]  # axis -> its values in order
+
+    @property
+    def grid_len(self) -> int:
+        return int(self.curves.shape[1])
+
+
+def analyse(loaded: Loaded, reps: int = REPS, seed: int = 0, grid_episodes: int | None = None, ignore=()) -> Analysis:
+    """Everything the report shows (no files written)."""
     runs = loaded.runs
     axes = find_axes(runs, ignore=ignore)
     groups = group_labels(runs, axes)
@@ -105,8 +127,7 @@ def analyse(loaded: Loaded, reps: int = REPS, seed: int = 0, grid_episodes: int 
         else pd.DataFrame(columns=["x", "y", "p", "lo", "hi"])
     )
     # solved_episode <= cap - 1 < cap (the unsolved score), so a never-solved run never counts as solved
-    cap = int(scores["cap"].max())
-    taus = np.arange(0, cap)
+    taus = np.arange(0, int(scores["episode_cap"].max()))
     profile = performance_profile(
         by_group(scores, ets.column, order), taus, higher_is_better=False, reps=min(reps, 1000), seed=seed
     )
@@ -115,54 +136,54 @@ def analyse(loaded: Loaded, reps: int = REPS, seed: int = 0, grid_episodes: int 
     for g in order:
         idx = np.flatnonzero(scores["group"].to_numpy() == g)
         bands[g] = curve_band(smooth[idx], "IQM", reps=min(reps, 1000), seed=seed)
-    return {
-        "axes": axes,
-        "order": order,
-        "scores": scores,
-        "curves": curves,
-        "tables": tables,
-        "improvement": improvement,
-        "profile": profile,
-        "bands": bands,
-        "grid_len": curves.shape[1],
-        "values": {a: axis_values(runs, a) for a in axes.axes},
-    }
+    return Analysis(
+        axes=axes,
+        order=order,
+        scores=scores,
+        curves=curves,
+        tables=tables,
+        improvement=improvement,
+        profile=profile,
+        bands=bands,
+        values={a: axis_values(runs, a) for a in axes.axes},
+    )
 
 
-def make_figures(res: dict, runs: pd.DataFrame, out: Path) -> dict:
+def make_figures(res: Analysis, runs: pd.DataFrame, out: Path) -> dict:
     """Write every figure (PNG + SVG) into ``out/figures``; returns name -> [paths]."""
     plots.style()
     figdir = out / FIGURES
-    order, scores, palette = res["order"], res["scores"], plots.colors(res["order"])
+    order, scores, palette = res.order, res.scores, plots.colors(res.order)
     success = None
-    if "params.env.success_length" in runs and runs["params.env.success_length"].nunique() == 1:
-        success = float(runs["params.env.success_length"].iloc[0])
+    success_col = f"params.{C.PARAM_SUCCESS_LENGTH}"
+    if success_col in runs and runs[success_col].nunique() == 1:
+        success = float(runs[success_col].iloc[0])
     written = {}
     written["learning_curves"] = plots.save(
-        plots.learning_curves_figure(res["bands"], palette, success, ROLLING_WINDOW), figdir, "learning_curves"
+        plots.learning_curves_figure(res.bands, palette, success, ROLLING_WINDOW), figdir, "learning_curves"
     )
     written["episodes_to_solve"] = plots.save(
-        plots.episodes_to_solve_figure(scores, res["tables"]["episodes_to_solve"], order, palette),
+        plots.episodes_to_solve_figure(scores, res.tables["episodes_to_solve"], order, palette),
         figdir,
         "episodes_to_solve",
     )
     written["aggregates"] = plots.save(
-        plots.aggregates_figure(res["tables"], {k: SCORES[k].short for k in SCORES}, order, palette),
+        plots.aggregates_figure(res.tables, {k: SCORES[k].short for k in SCORES}, order, palette),
         figdir,
         "aggregates",
     )
-    if len(res["axes"].axes) >= 2:
+    if len(res.axes.axes) >= 2:
         written["ablation_grid"] = plots.save(
-            plots.ablation_grid_figure(scores, res["tables"]["episodes_to_solve"], res["axes"].axes, res["values"]),
+            plots.ablation_grid_figure(scores, res.tables["episodes_to_solve"], res.axes.axes, res.values),
             figdir,
             "ablation_grid",
         )
     if len(order) > 1:
         written["probability_of_improvement"] = plots.save(
-            plots.improvement_figure(res["improvement"], order), figdir, "probability_of_improvement"
+            plots.improvement_figure(res.improvement, order), figdir, "probability_of_improvement"
         )
     written["performance_profile"] = plots.save(
-        plots.profile_figure(res["profile"], order, palette), figdir, "performance_profile"
+        plots.profile_figure(res.profile, order, palette), figdir, "performance_profile"
     )
     written["compute"] = plots.save(plots.compute_figure(scores, order, palette), figdir, "compute")
     return written
@@ -172,18 +193,39 @@ def _fig(name: str, caption: str) -> str:
     return f"![{caption}]({FIGURES}/{name}.png)\n\n*{caption}* ([SVG]({FIGURES}/{name}.svg))\n"
 
 
-def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
-    runs, scores, order, axes = loaded.runs, res["scores"], res["order"], res["axes"]
+def render_markdown(loaded: Loaded, res: Analysis, written: dict, reps: int) -> str:
+    """report.md: one section after another, each from its own function."""
+    sections = [
+        _md_header(loaded),
+        _md_runs(loaded, res),
+        _md_axes(res),
+        _md_scores(res, reps),
+        _md_ablation_grid() if "ablation_grid" in written else [],
+        _md_learning_curves(),
+        _md_improvement(res),
+        _md_profile(),
+        _md_compute(res),
+        _md_fixed_config(res),
+    ]
+    return "\n".join(line for section in sections for line in section) + "\n"
+
+
+def _seed_sort_key(s: str) -> tuple[int, str]:
+    return (len(s), s)
+
+
+def _md_header(loaded: Loaded) -> list[str]:
+    runs = loaded.runs
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    seeds = sorted(set(runs["params.seed"].astype(str)), key=lambda s: (len(s), s)) if "params.seed" in runs else []
     L = [f"# Sweep report: {loaded.experiment_name}", ""]
     L.append(
         f"Generated {now} from `{loaded.tracking_uri}`; "
         + (f"sweep (parent run) `{loaded.sweep_id}`." if loaded.sweep_id else "all runs of the experiment.")
     )
     L.append("")
-    commits = sorted(set(runs.get("tags.git.commit", pd.Series(dtype=str)).dropna()))
-    dirty = runs.get("tags.git.dirty", pd.Series(dtype=str)).astype(str).str.lower().isin(["true", "1"]).any()
+    commits = sorted(set(runs.get(f"tags.{C.TAG_GIT_COMMIT}", pd.Series(dtype=str)).dropna()))
+    dirty_col = runs.get(f"tags.{C.TAG_GIT_DIRTY}", pd.Series(dtype=str))
+    dirty = dirty_col.astype(str).str.lower().isin(["true", "1"]).any()
     if commits:
         L.append(
             f"Code: git commit {', '.join(c[:12] for c in commits)}"
@@ -191,7 +233,14 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
             + "."
         )
         L.append("")
-    L += ["## Runs", ""]
+    return L
+
+
+def _md_runs(loaded: Loaded, res: Analysis) -> list[str]:
+    runs, scores, order = loaded.runs, res.scores, res.order
+    seed_col = f"params.{C.PARAM_SEED}"
+    seeds = sorted(set(runs[seed_col].astype(str)), key=_seed_sort_key) if seed_col in runs else []
+    L = ["## Runs", ""]
     L.append(
         f"**{len(runs)} runs** used out of {loaded.n_found} job runs found; "
         f"**{len(order)} group{'s' if len(order) != 1 else ''}**; "
@@ -203,9 +252,7 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
             {
                 "group": g,
                 "runs": int((scores["group"] == g).sum()),
-                "seeds": ", ".join(
-                    sorted(scores.loc[scores["group"] == g, "seed"].astype(str), key=lambda s: (len(s), s))
-                ),
+                "seeds": ", ".join(sorted(scores.loc[scores["group"] == g, "seed"].astype(str), key=_seed_sort_key)),
             }
             for g in order
         ]
@@ -223,13 +270,17 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
         ]
     for note in loaded.notes:
         L += [f"Note: {note}.", ""]
+    return L
 
-    L += ["## Ablation axes", ""]
+
+def _md_axes(res: Analysis) -> list[str]:
+    axes = res.axes
+    L = ["## Ablation axes", ""]
     if axes.axes:
         L.append("Params that vary across these runs (found automatically; `seed` is the replicate):")
         L.append("")
         for a in axes.axes:
-            L.append(f"- `{a}`: {', '.join(res['values'][a])}")
+            L.append(f"- `{a}`: {', '.join(res.values[a])}")
         if axes.aliases:
             L.append("")
             L.append(
@@ -240,15 +291,18 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
     else:
         L.append("No param varies across these runs: one group, `all`.")
     L.append("")
+    return L
 
-    L += [
+
+def _md_scores(res: Analysis, reps: int) -> list[str]:
+    L = [
         "## Scores",
         "",
         "- **Episodes to solve** (lower is better): the episode index at which the solve rule fired "
-        "(`solved_episode`); a run that never solved counts as its cap `max_episodes`. "
+        f"(`{C.SOLVED_EPISODE}`); a run that never solved counts as its cap `{C.PARAM_MAX_EPISODES}`. "
         "The fraction solved is shown beside it.",
         f"- **AUC** (higher is better): mean episode length over the common grid of episodes "
-        f"0..{res['grid_len'] - 1}; a run that stopped because it solved continues at its final rolling level "
+        f"0..{res.grid_len - 1}; a run that stopped because it solved continues at its final rolling level "
         f"(mean of its last {ROLLING_WINDOW} episode lengths).",
         f"- **Final length** (higher is better): mean length of each run's own last {ROLLING_WINDOW} episodes.",
         "",
@@ -258,12 +312,8 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
         "",
     ]
     for name, sc in SCORES.items():
-        L += [
-            f"### {sc.label}" + (" (lower is better)" if not sc.higher_is_better else ""),
-            "",
-            md_table(score_table(res["tables"][name], scores, order, with_solved=(name == "episodes_to_solve"))),
-            "",
-        ]
+        table = score_table(res.tables[name], res.scores, res.order, with_solved=(name == "episodes_to_solve"))
+        L += [f"### {sc.label}" + (" (lower is better)" if not sc.higher_is_better else ""), "", md_table(table), ""]
     L += [
         _fig(
             "episodes_to_solve",
@@ -271,47 +321,57 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
         ),
         _fig("aggregates", "IQM of each score with 95% CI."),
     ]
-    if "ablation_grid" in written:
-        L += [
-            "## Ablation grid",
-            "",
-            _fig(
-                "ablation_grid",
-                "Episodes to solve per cell of the ablation: IQM with 95% CI (diamonds) and seeds (dots).",
-            ),
-        ]
-    L += [
+    return L
+
+
+def _md_ablation_grid() -> list[str]:
+    return [
+        "## Ablation grid",
+        "",
+        _fig(
+            "ablation_grid", "Episodes to solve per cell of the ablation: IQM with 95% CI (diamonds) and seeds (dots)."
+        ),
+    ]
+
+
+def _md_learning_curves() -> list[str]:
+    return [
         "## Learning curves",
         "",
         _fig(
             "learning_curves",
-            f"{CURVE_METRIC} per episode (rolling mean of {ROLLING_WINDOW}), "
+            f"{C.CURVE_METRIC} per episode (rolling mean of {ROLLING_WINDOW}), "
             "IQM across seeds with 95% bootstrap band; solved runs continue at their final rolling level.",
         ),
     ]
-    L += ["## Probability of improvement", ""]
-    if len(order) > 1:
-        imp = res["improvement"]
-        t = pd.DataFrame(
-            {
-                "X": imp["x"],
-                "Y": imp["y"],
-                "P(X solves in fewer episodes than Y) [95% CI]": [
-                    fmt_ci(p, lo, hi, 2) for p, lo, hi in zip(imp["p"], imp["lo"], imp["hi"])
-                ],
-            }
-        )
-        L += [
-            "P(X > Y) = probability that a random run of X solves in fewer episodes than a random run of Y "
-            "(ties count one half); 0.5 = no difference. CIs from a stratified bootstrap of both groups.",
-            "",
-            md_table(t),
-            "",
-            _fig("probability_of_improvement", "P(row group better than column group), episodes to solve."),
-        ]
-    else:
-        L += ["Only one group: nothing to compare.", ""]
-    L += [
+
+
+def _md_improvement(res: Analysis) -> list[str]:
+    L = ["## Probability of improvement", ""]
+    if len(res.order) <= 1:
+        return L + ["Only one group: nothing to compare.", ""]
+    imp = res.improvement
+    t = pd.DataFrame(
+        {
+            "X": imp["x"],
+            "Y": imp["y"],
+            "P(X solves in fewer episodes than Y) [95% CI]": [
+                fmt_ci(p, lo, hi, 2) for p, lo, hi in zip(imp["p"], imp["lo"], imp["hi"])
+            ],
+        }
+    )
+    return L + [
+        "P(X > Y) = probability that a random run of X solves in fewer episodes than a random run of Y "
+        "(ties count one half); 0.5 = no difference. CIs from a stratified bootstrap of both groups.",
+        "",
+        md_table(t),
+        "",
+        _fig("probability_of_improvement", "P(row group better than column group), episodes to solve."),
+    ]
+
+
+def _md_profile() -> list[str]:
+    return [
         "## Performance profile",
         "",
         _fig(
@@ -320,29 +380,45 @@ def render_markdown(loaded: Loaded, res: dict, written: dict, reps: int) -> str:
             "episodes to solve), with pointwise 95% bootstrap bands. Higher and further left is better.",
         ),
     ]
-    L += ["## Compute", ""]
+
+
+def _md_compute(res: Analysis) -> list[str]:
+    scores = res.scores
+
+    def mean(g: str, col: str) -> float:
+        return scores.loc[scores["group"] == g, col].mean()
+
     comp = pd.DataFrame(
         [
             {
                 "group": g,
-                "wall time per run, s (mean)": _num(scores.loc[scores["group"] == g, "wall_seconds"].mean()),
-                "env steps/s (mean)": _num(scores.loc[scores["group"] == g, "sps"].mean(), 0),
-                "env steps per run (mean)": _num(scores.loc[scores["group"] == g, "total_env_steps"].mean(), 0),
+                "wall time per run, s (mean)": _fmt_number(mean(g, "wall_seconds")),
+                "env steps/s (mean)": _fmt_number(mean(g, "sps"), 0),
+                "env steps per run (mean)": _fmt_number(mean(g, "total_env_steps"), 0),
             }
-            for g in order
+            for g in res.order
         ]
     )
-    L += [md_table(comp), "", _fig("compute", "Wall time and env steps per second per run (dots: seeds, bar: mean).")]
-    if axes.constant:
-        L += [
-            "## Fixed configuration",
-            "",
-            "Params equal in every run used:",
-            "",
-            md_table(pd.DataFrame(sorted(axes.constant.items()), columns=["param", "value"])),
-            "",
-        ]
-    return "\n".join(L) + "\n"
+    return [
+        "## Compute",
+        "",
+        md_table(comp),
+        "",
+        _fig("compute", "Wall time and env steps per second per run (dots: seeds, bar: mean)."),
+    ]
+
+
+def _md_fixed_config(res: Analysis) -> list[str]:
+    if not res.axes.constant:
+        return []
+    return [
+        "## Fixed configuration",
+        "",
+        "Params equal in every run used:",
+        "",
+        md_table(pd.DataFrame(sorted(res.axes.constant.items()), columns=["param", "value"])),
+        "",
+    ]
 
 
 HTML_TEMPLATE = """<!doctype html>
@@ -395,6 +471,17 @@ def render_html(md_text: str, title: str) -> str:
 # --------------------------------------------------------------------------- CLI
 
 
+@dataclass
+class Report:
+    """What `build_report` made: the loaded runs, the analysis, the files, and the run it was logged to."""
+
+    loaded: Loaded
+    result: Analysis
+    written: dict[str, list[Path]]  # figure name -> its files
+    out: Path
+    logged_to: str | None  # the sweep parent run holding the report under report/, if logged
+
+
 def build_report(
     experiment: str,
     out: Path,
@@ -406,7 +493,7 @@ def build_report(
     ignore=(),
     log: bool = True,
     progress: bool = True,
-) -> dict:
+) -> Report:
     loaded = load_runs(experiment, sweep=sweep, tracking_uri=tracking_uri, progress=progress)
     if progress:
         print(f"analysis: statistics ({reps} bootstrap resamples) and figures", file=sys.stderr, flush=True)
@@ -417,7 +504,7 @@ def build_report(
     md_text = render_markdown(loaded, res, written, reps)
     (out / "report.md").write_text(md_text, encoding="utf-8")
     (out / "report.html").write_text(render_html(md_text, f"Sweep report: {experiment}"), encoding="utf-8")
-    res["scores"].to_csv(out / "scores.csv", index=False)
+    res.scores.to_csv(out / "scores.csv", index=False)
     logged_to = None
     if log:
         target = sweep or latest_sweep_parent(experiment, loaded.tracking_uri)
@@ -425,13 +512,15 @@ def build_report(
             from mlflow.tracking import MlflowClient
 
             try:
-                MlflowClient(tracking_uri=loaded.tracking_uri).log_artifacts(target, str(out), artifact_path="report")
+                MlflowClient(tracking_uri=loaded.tracking_uri).log_artifacts(
+                    target, str(out), artifact_path=C.ARTIFACT_REPORT_DIR
+                )
                 logged_to = target
             except Exception as e:  # the files are written either way
                 print(f"analysis: warning: could not log the report to run {target}: {e}", file=sys.stderr)
         elif progress:
             print("analysis: no sweep parent run in the experiment; report not logged to MLflow", file=sys.stderr)
-    return {"loaded": loaded, "result": res, "written": written, "out": out, "logged_to": logged_to}
+    return Report(loaded=loaded, result=res, written=written, out=out, logged_to=logged_to)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -487,10 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {refused}" if refused else f"error: MLflow: {msg}", file=sys.stderr)
         return 2
-    where = f"; logged to run {r['logged_to']} under report/" if r["logged_to"] else ""
+    where = f"; logged to run {r.logged_to} under report/" if r.logged_to else ""
     print(
         f"report: {out / 'report.md'} and {out / 'report.html'} "
-        f"({sum(len(v) for v in r['written'].values())} figure files){where}"
+        f"({sum(len(v) for v in r.written.values())} figure files){where}"
     )
     return 0
 

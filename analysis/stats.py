@@ -31,6 +31,8 @@ import pandas as pd
 import scipy.stats
 from rliable import metrics as rly_metrics
 
+from per_exp import contract as C
+
 CONFIDENCE = 0.95
 REPS = 2000
 ROLLING_WINDOW = 10  # episodes in the final rolling mean (the solve rule's window)
@@ -300,7 +302,8 @@ SCORES = {
 }
 
 
-def _num(row, key, default=np.nan) -> float:
+def _float_or(row, key: str, default: float = np.nan) -> float:
+    """The row's value at `key` as a float; `default` when it is missing or not a number."""
     v = row.get(key, default)
     try:
         return float(v)
@@ -308,11 +311,21 @@ def _num(row, key, default=np.nan) -> float:
         return default
 
 
+def _metric(key: str) -> str:
+    """The runs frame's column of a run metric."""
+    return f"metrics.{key}"
+
+
+def _param(key: str) -> str:
+    """The runs frame's column of a run param."""
+    return f"params.{key}"
+
+
 def run_scores(
     runs: pd.DataFrame,
     episodes: pd.DataFrame,
     groups: pd.Series,
-    metric: str = "episode/steps",
+    metric: str = C.CURVE_METRIC,
     grid_len: int | None = None,
     window: int = ROLLING_WINDOW,
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -320,7 +333,7 @@ def run_scores(
 
     * ``episodes_to_solve``: the logged ``solved_episode`` (0-based index of
       the episode at which the solve rule fired); a run that never solved
-      counts as ``max_episodes`` (the cap), so it ranks below every solved run.
+      counts as ``max_episodes`` (its ``episode_cap``), so it ranks below every solved run.
     * ``auc``: mean episode length over the common grid ``0 .. grid_len-1``
       (default: the longest run analysed), solved runs extended at their
       final rolling level (see :func:`resample_curve`).
@@ -336,12 +349,12 @@ def run_scores(
     for i, row in runs.reset_index(drop=True).iterrows():
         rid = row["run_id"]
         df = by_run[rid].sort_values("episode")
-        solved_ep = _num(row, "metrics.solved_episode")
-        solved_flag = _num(row, "metrics.solved")
+        solved_ep = _float_or(row, _metric(C.SOLVED_EPISODE))
+        solved_flag = _float_or(row, _metric(C.SOLVED))
         solved = bool(solved_flag == 1.0) if not np.isnan(solved_flag) else not np.isnan(solved_ep)
-        cap = _num(row, "params.max_episodes")
-        if np.isnan(cap):
-            cap = float(df["episode"].max() + 1)
+        episode_cap = _float_or(row, _param(C.PARAM_MAX_EPISODES))
+        if np.isnan(episode_cap):
+            episode_cap = float(df["episode"].max() + 1)
         curve = resample_curve(df["episode"], df["value"], grid_len, solved, window)
         mats.append(curve)
         rows.append(
@@ -349,16 +362,16 @@ def run_scores(
                 "run_id": rid,
                 "run_name": row.get("run_name"),
                 "group": groups.iloc[i],
-                "seed": row.get("params.seed"),
+                "seed": row.get(_param(C.PARAM_SEED)),
                 "solved": solved,
-                "episodes_to_solve": solved_ep if solved and not np.isnan(solved_ep) else cap,
+                "episodes_to_solve": solved_ep if solved and not np.isnan(solved_ep) else episode_cap,
                 "auc": float(np.nanmean(curve)),
                 "final_length": final_rolling(df["value"].to_numpy(), window),
-                "episodes": _num(row, "metrics.episodes", float(len(df))),
-                "cap": cap,
-                "wall_seconds": _num(row, "metrics.wall_seconds"),
-                "sps": _num(row, "metrics.sps"),
-                "total_env_steps": _num(row, "metrics.total_env_steps"),
+                "episodes": _float_or(row, _metric(C.EPISODES), float(len(df))),
+                "episode_cap": episode_cap,
+                "wall_seconds": _float_or(row, _metric(C.WALL_SECONDS)),
+                "sps": _float_or(row, _metric(C.SPS)),
+                "total_env_steps": _float_or(row, _metric(C.TOTAL_ENV_STEPS)),
             }
         )
     return pd.DataFrame(rows), np.vstack(mats)

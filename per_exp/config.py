@@ -4,17 +4,35 @@ Every ablation axis is a field here, so Hydra type-checks overrides and the
 algorithm receives dataclasses, never ``cfg["a"]["b"]`` strings. Defaults are
 the *paper's* PER (Schaul et al., 2016) on top of the seed notebook's agent;
 ``conf/experiment/seed_notebook.yaml`` switches every seed quirk back on.
+
+A run's identity is its `config_hash`: the science params (the resolved config
+flattened, minus what does not change what is learned), hashed. Two kinds of
+key stay out of it, declared on the field itself:
+
+- `bookkeeping()`: keys that change how a run is kept, never what it learns
+  (tracking.*, checkpoint.*, log_every_episodes, rerun);
+- `added(default, neutral=...)`: a key added after runs exist, left out while
+  it holds `neutral`, the value that behaves exactly as the code did before the
+  key existed. Adding a key this way never changes the hash of an existing
+  config, so FINISHED runs are still found and skipped, and the report still
+  groups old and new runs together.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+
+from per_exp.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
 SAMPLERS = ("uniform", "linear_scan", "sumtree", "rank")
 NETWORKS = ("dueling", "mlp")
@@ -26,12 +44,30 @@ SYNC_UNITS = ("episodes", "steps")
 REWARD_SCHEMES = ("seed", "env")
 
 
-class ConfigError(ValueError):
-    """A config value that is not allowed; names the key, the value and what is allowed."""
+# --------------------------------------------------------------------------- what the hash covers
+_HASH_ROLE = "per_exp.hash"  # field metadata key
+_BOOKKEEPING = "bookkeeping"
+_NEUTRAL = "per_exp.neutral"  # field metadata key: the value that behaves as before the key existed
 
-    def __init__(self, key: str, value: Any, allowed: str):
-        self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"invalid config: {key}={value!r}; allowed: {allowed}")
+
+def bookkeeping(**field_kwargs: Any) -> Any:
+    """A field that changes how a run is kept, not what it learns: out of the hash and the params.
+
+    On a dataclass-valued field the whole group is bookkeeping.
+    """
+    return field(metadata={_HASH_ROLE: _BOOKKEEPING}, **field_kwargs)
+
+
+def added(default: Any, *, neutral: Any = dataclasses.MISSING) -> Any:
+    """A key added after runs exist: out of the hash (and params) while it holds `neutral`.
+
+    `neutral` (default: `default`) must be the value under which the code
+    behaves exactly as it did before the key existed, so that an existing
+    run's config, which lacks the key, and the same config with the key at
+    `neutral` are one run. Any other value is hashed like every key.
+    """
+    value = default if neutral is dataclasses.MISSING else neutral
+    return field(default=default, metadata={_NEUTRAL: value})
 
 
 @dataclass
@@ -61,8 +97,8 @@ class NetworkConfig:
 @dataclass
 class EnvConfig:
     name: str = "cartpole_v0"
-    id: str = "CartPole-v1"  # dynamics; v0 and v1 differ only in the step limit
-    max_steps: int = 200  # time limit (v0: 200, v1: 500)
+    id: str = "CartPole-v0"  # the gymnasium id built (CartPole-v0 and -v1 differ only in their time limit)
+    max_steps: int = 200  # time limit, replacing the id's registered one (v0: 200, v1: 500)
     success_length: int = 196  # an episode this long counts as a success (seed: step index >= 195)
     reward: str = "seed"  # seed: -1 on failure, +1 on success, 0 otherwise | env: gymnasium's +1 per step
     truncation_as_terminal: bool = False  # seed bug: time-limit end stored as terminal (no bootstrap)
@@ -118,8 +154,8 @@ class Config:
     epsilon: EpsilonConfig = field(default_factory=EpsilonConfig)
     target_sync: TargetSyncConfig = field(default_factory=TargetSyncConfig)
     solve: SolveConfig = field(default_factory=SolveConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    tracking: TrackingConfig = bookkeeping(default_factory=TrackingConfig)
+    checkpoint: CheckpointConfig = bookkeeping(default_factory=CheckpointConfig)
 
     seed: int = 0
     max_episodes: int = 500
@@ -131,12 +167,71 @@ class Config:
     learning_starts: int = 32  # env steps stored before the first update (seed: batch size)
     train_every: int = 1  # env steps per gradient update
     torch_threads: int = 1  # per job: 2 threads on 2 cores ran 5.6x slower
-    update_backend: str = (
-        "fused"  # fused: one numba call per update (same math, ~5x faster) | torch: eager autograd reference
-    )
-    log_every_episodes: int = 10  # console progress line interval
+    # fused: one numba call per update (same math, ~5x faster) | torch: eager autograd reference
+    update_backend: str = "fused"
+    log_every_episodes: int = bookkeeping(default=10)  # console progress line interval
     fail_at_episode: int = -1  # test hook: raise at this episode to exercise failure handling
-    rerun: bool = False  # run again even if a FINISHED run with the same config hash exists
+    # run again even if a FINISHED run with the same config hash exists
+    rerun: bool = bookkeeping(default=False)
+
+
+@dataclass(frozen=True)
+class HashRules:
+    """Which flattened keys of a schema stay out of the hash: bookkeeping groups/keys, neutral values."""
+
+    bookkeeping: tuple[str, ...]  # dotted keys; a group covers every key under it
+    neutral: dict[str, Any]  # dotted key -> its neutral value
+
+    def is_bookkeeping(self, key: str) -> bool:
+        return any(key == b or key.startswith(b + ".") for b in self.bookkeeping)
+
+    def is_neutral(self, key: str, value: Any) -> bool:
+        return key in self.neutral and value == self.neutral[key]
+
+
+@functools.cache
+def hash_rules(schema: type) -> HashRules:
+    """The hash rules declared on the fields of `schema` (and its nested dataclasses)."""
+    bk: list[str] = []
+    neutral: dict[str, Any] = {}
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            key = prefix + f.name
+            if f.metadata.get(_HASH_ROLE) == _BOOKKEEPING:
+                bk.append(key)
+            elif _NEUTRAL in f.metadata:
+                neutral[key] = f.metadata[_NEUTRAL]
+            if dataclasses.is_dataclass(hints.get(f.name)):
+                walk(hints[f.name], key + ".")
+
+    walk(schema, "")
+    return HashRules(tuple(bk), neutral)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> one dict with dotted keys (`sampler.alpha`)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def science_params(resolved: dict[str, Any], schema: type | None = None) -> dict[str, Any]:
+    """The flattened config minus what does not change what is learned: the run's params, hashed."""
+    rules = hash_rules(schema or Config)
+    return {k: v for k, v in flatten(resolved).items() if not rules.is_bookkeeping(k) and not rules.is_neutral(k, v)}
+
+
+def config_hash(resolved: dict[str, Any], schema: type | None = None) -> str:
+    """Stable identity of a run's science: same config and seed, same hash."""
+    blob = json.dumps(science_params(resolved, schema), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def typed(cfg: DictConfig) -> Config:
@@ -169,6 +264,13 @@ def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(key, value, "one of " + ", ".join(allowed))
 
 
+def _registered_cartpole_ids() -> list[str]:
+    """The CartPole ids gymnasium registers (the trainer's reward scheme and solve rule are CartPole's)."""
+    import gymnasium
+
+    return sorted(k for k in gymnasium.registry if k.startswith("CartPole-"))
+
+
 def validate(cfg: Config) -> None:
     """Reject values the trainer cannot honour, before any run is created."""
     s = cfg.sampler
@@ -181,8 +283,9 @@ def validate(cfg: Config) -> None:
     _one_of("target_sync.unit", cfg.target_sync.unit, SYNC_UNITS)
     _one_of("env.reward", cfg.env.reward, REWARD_SCHEMES)
     _one_of("update_backend", cfg.update_backend, ("fused", "torch"))
-    if not cfg.env.id.startswith("CartPole"):
-        raise ConfigError("env.id", cfg.env.id, "a gymnasium CartPole id (CartPole-v0 or CartPole-v1)")
+    cartpoles = _registered_cartpole_ids()
+    if cfg.env.id not in cartpoles:
+        raise ConfigError("env.id", cfg.env.id, "a registered gymnasium CartPole id: " + ", ".join(cartpoles))
     checks = [
         ("batch_size", cfg.batch_size, cfg.batch_size >= 1, "an integer >= 1"),
         ("capacity", cfg.capacity, cfg.capacity >= 1, "an integer >= 1"),

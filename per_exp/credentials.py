@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from per_exp.config import ConfigError
+from per_exp.errors import ConfigError
 
 ENV_USERNAME = "MLFLOW_TRACKING_USERNAME"
 ENV_PASSWORD = "MLFLOW_TRACKING_PASSWORD"

@@ -4,17 +4,20 @@ Runs on the launching machine before any job starts: it composes and
 validates every job's config (bad input fails before any run exists), makes
 sure the store is initialised and the experiment exists (so concurrent
 workers never race on schema migration or `set_experiment`), and creates the
-sweep's parent run. Jobs read the ids from a small file in the sweep folder
-and attach as children; they never create shared state themselves.
+sweep's parent run. Jobs read the ids from the sweep file
+(`per_exp.contract.SweepFile`) in the sweep folder and attach as children;
+they never create shared state themselves.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import sys
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from per_exp import checkpoint, credentials, tracking
-from per_exp.config import ConfigError, resolved, typed, validate
+from per_exp import contract as C
+from per_exp.config import Config, ConfigError, config_hash, hash_rules, resolved, typed, validate
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +53,10 @@ def compose_job_configs(config_name: str | None, overrides: list[str]) -> list[t
     return [(job, compose(config_name=config_name, overrides=job)) for job in expand_sweep(overrides)]
 
 
-def read_sweep_file(sweep_dir: str | Path) -> dict | None:
-    p = Path(sweep_dir) / tracking.SWEEP_FILE
-    return json.loads(p.read_text()) if p.exists() else None
+def sweep_hash(job_hashes: Iterable[str]) -> str:
+    """Identity of a sweep: the set of its jobs' config hashes (order and duplicates ignored)."""
+    blob = json.dumps(sorted(set(job_hashes)))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _job_label(overrides: list[str]) -> str:
@@ -68,30 +73,35 @@ class SweepFailed(SystemExit):
     pass
 
 
+def _validated_jobs(config_name: str | None, task_overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
+    """Every job's composed config, each validated; exit 2 on the first bad one, before any run exists."""
+    try:
+        jobs = compose_job_configs(config_name, task_overrides)
+        for _, job_cfg in jobs:
+            validate(typed(job_cfg))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return jobs
+
+
 class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
-        self.parent: dict | None = None
+        self.sweep: C.SweepFile | None = None
         self._closed = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        config_name = kwargs.get("config_name")
         # unresolved: an override is passed on as typed (it may hold an interpolation)
         task_overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False) or []]
-        try:
-            jobs = compose_job_configs(config_name, task_overrides)
-            for _, job_cfg in jobs:
-                validate(typed(job_cfg))
-        except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-        first = jobs[0][1]
+        jobs = _validated_jobs(kwargs.get("config_name"), task_overrides)
+        first: Config = typed(jobs[0][1])
         if not first.tracking.enabled:
             return
-        hashes = [tracking.config_hash(resolved(c)) for _, c in jobs]
+        hashes = [config_hash(resolved(c)) for _, c in jobs]
         _refuse_duplicate_hashes(jobs, hashes)
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            uri = tracking.resolve_uri(first.tracking.uri)
+            uri = C.resolve_tracking_uri(first.tracking.uri)
             # The store is created (schema migrated) and the experiment made here, once, before any
             # worker exists: concurrent first use of a sqlite file crashes 7 workers of 8, and
             # concurrent experiment creation misfiles runs under "Default".
@@ -106,7 +116,7 @@ class MlflowSweepCallback(Callback):
             raise SystemExit(2) from None
         # this process is the launch folder's (job.chdir is false); jobs elsewhere get the absolute path
         ckpt_root = checkpoint.root_for(first.checkpoint.dir, uri, Path.cwd())
-        rerun = bool(first.rerun)
+        rerun = first.rerun
         n_done = 0 if rerun else sum(any(r.info.status == "FINISHED" for r in existing.get(h, [])) for h in hashes)
         n_resume = (
             0
@@ -115,17 +125,14 @@ class MlflowSweepCallback(Callback):
                 bool(existing.get(h)) and not any(r.info.status == "FINISHED" for r in existing[h]) for h in hashes
             )
         )
-        self.parent = {
-            "uri": uri,
-            "experiment_id": exp_id,
-            "parent_run_id": parent_id,
-            "n_jobs": len(jobs),
-            "checkpoint_root": str(ckpt_root),
-            "jobs": [
-                {"overrides": label, "config_hash": h} for label, h in zip(_swept_labels([o for o, _ in jobs]), hashes)
-            ],
-        }
-        (sweep_dir / tracking.SWEEP_FILE).write_text(json.dumps(self.parent, indent=2))
+        self.sweep = C.SweepFile(
+            uri=uri,
+            experiment_id=exp_id,
+            parent_run_id=parent_id,
+            checkpoint_root=str(ckpt_root),
+            jobs=tuple(C.SweepJob(label, h) for label, h in zip(_swept_labels([o for o, _ in jobs]), hashes)),
+        )
+        self.sweep.write(sweep_dir)
         msg = (
             f"MLflow sweep {parent_id} ({'re-opened' if reused else 'new'}): {len(jobs)} jobs -> {uri}; "
             f"{n_done} already FINISHED (skipped{'' if n_done == 0 else ', rerun=true runs them again'}), "
@@ -141,28 +148,27 @@ class MlflowSweepCallback(Callback):
 
         Re-launching a sweep to finish it keeps all its jobs under one parent.
         """
-        shash = tracking.sweep_hash(hashes)
-        found = tracking.search_all(
-            client, exp_id, f"tags.`{tracking.ROLE_TAG}` = 'sweep' and tags.`{tracking.SWEEP_HASH_TAG}` = '{shash}'"
-        )
+        shash = sweep_hash(hashes)
+        where = C.tag_equals(C.TAG_ROLE, C.ROLE_SWEEP) + " and " + C.tag_equals(C.TAG_SWEEP_HASH, shash)
+        found = C.search_runs(client, exp_id, where)
         if found:
             run = max(found, key=lambda r: r.info.start_time or 0)
             client.update_run(run.info.run_id, status="RUNNING")
-            launches = int(run.data.tags.get("per_exp.launches", "1")) + 1
-            client.set_tag(run.info.run_id, "per_exp.launches", str(launches))
-            client.set_tag(run.info.run_id, "per_exp.sweep_dir", str(sweep_dir.resolve()))
+            launches = int(run.data.tags.get(C.TAG_LAUNCHES, "1")) + 1
+            client.set_tag(run.info.run_id, C.TAG_LAUNCHES, str(launches))
+            client.set_tag(run.info.run_id, C.TAG_SWEEP_DIR, str(sweep_dir.resolve()))
             return run.info.run_id, True
         name = "sweep-" + "_".join(sweep_dir.resolve().parts[-2:])
         run = client.create_run(
             exp_id,
             run_name=name,
             tags={
-                tracking.ROLE_TAG: "sweep",
-                tracking.SWEEP_HASH_TAG: shash,
-                "hydra.overrides": " ".join(task_overrides),
-                "per_exp.n_jobs": str(len(hashes)),
-                "per_exp.sweep_dir": str(sweep_dir.resolve()),
-                "per_exp.launches": "1",
+                C.TAG_ROLE: C.ROLE_SWEEP,
+                C.TAG_SWEEP_HASH: shash,
+                C.TAG_OVERRIDES: " ".join(task_overrides),
+                C.TAG_N_JOBS: str(len(hashes)),
+                C.TAG_SWEEP_DIR: str(sweep_dir.resolve()),
+                C.TAG_LAUNCHES: "1",
                 **tracking.git_tags(),
                 **tracking.version_tags(),
             },
@@ -177,25 +183,26 @@ class MlflowSweepCallback(Callback):
 
     def _close(self) -> bool:
         """Report every job's outcome, end the parent run; True when every job has a FINISHED run."""
-        if self.parent is None or self._closed:
+        sweep = self.sweep
+        if sweep is None or self._closed:
             return True
         self._closed = True
-        client = tracking.client_for(self.parent["uri"])
-        pid = self.parent["parent_run_id"]
-        by_hash = tracking.job_runs_by_hash(client, self.parent["experiment_id"])
+        client = tracking.client_for(sweep.uri)
+        pid = sweep.parent_run_id
+        by_hash = tracking.job_runs_by_hash(client, sweep.experiment_id)
         lines, n_ok = [], 0
-        for job in self.parent["jobs"]:
-            runs = by_hash.get(job["config_hash"], [])
+        for job in sweep.jobs:
+            runs = by_hash.get(job.config_hash, [])
             if any(r.info.status == "FINISHED" for r in runs):
                 n_ok += 1
                 continue
             if not runs:
-                lines.append(f"  {job['overrides']}: no run (the job never started)")
+                lines.append(f"  {job.overrides}: no run (the job never started)")
                 continue
             r = runs[0]
-            why = r.data.tags.get("error", "process died without reporting" if r.info.status == "RUNNING" else "")
-            lines.append(f"  {job['overrides']}: run {r.info.run_id} {r.info.status}" + (f": {why}" if why else ""))
-        expected = self.parent["n_jobs"]
+            why = r.data.tags.get(C.TAG_ERROR, "process died without reporting" if r.info.status == "RUNNING" else "")
+            lines.append(f"  {job.overrides}: run {r.info.run_id} {r.info.status}" + (f": {why}" if why else ""))
+        expected = sweep.n_jobs
         status = "FINISHED" if n_ok == expected else "FAILED"
         client.set_terminated(pid, status=status)
         msg = f"sweep {pid}: {n_ok}/{expected} jobs FINISHED"
@@ -215,7 +222,7 @@ def _refuse_duplicate_hashes(jobs: list[tuple[list[str], DictConfig]], hashes: l
             print(
                 f"error: invalid sweep: jobs [{_job_label(seen[h])}] and [{_job_label(overrides)}] have the same "
                 f"config hash {h}; allowed: jobs that differ in a key that changes what is learned "
-                "(not tracking.*, checkpoint.*, log_every_episodes, rerun)",
+                f"(not in {', '.join(hash_rules(Config).bookkeeping)}, nor a newly added key at its neutral value)",
                 file=sys.stderr,
             )
             raise SystemExit(2)

@@ -1,4 +1,4 @@
-"""MLflow at the edge: store resolution, run naming, flattened params, tags, batched metrics.
+"""MLflow I/O: the client, experiments, job runs by config hash, provenance tags, and RunLogger.
 
 Everything goes through an explicit `MlflowClient` with explicit experiment
 and run ids; nothing relies on MLflow's process-global "active run" or
@@ -7,10 +7,7 @@ and run ids; nothing relies on MLflow's process-global "active run" or
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import subprocess
 import time
 from collections.abc import Iterable
@@ -18,39 +15,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from per_exp import credentials
+from per_exp import contract as C
+from per_exp.config import Config
 
 log = logging.getLogger(__name__)
 
-SWEEP_FILE = ".per_exp_sweep.json"
-ROLE_TAG = "per_exp.role"
-SWEEP_TAG = "per_exp.sweep_id"
-HASH_TAG = "config_hash"
-PARENT_TAG = "mlflow.parentRunId"
-SWEEP_HASH_TAG = "per_exp.sweep_hash"
-RESUME_TAG = "per_exp.resumes"
-# Keys that change how a run is kept, not what it learns: out of params and the hash.
-_BOOKKEEPING_PREFIXES = ("tracking.", "checkpoint.")
-_BOOKKEEPING_KEYS = ("log_every_episodes", "rerun")
 _VERSIONED = ("per_exp", "torch", "numpy", "gymnasium", "mlflow", "hydra-core", "omegaconf")
 # MLflow's log_batch limits per request
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
-
-
-def resolve_uri(uri: str | None) -> str:
-    """Config key, then $MLFLOW_TRACKING_URI, then sqlite:///mlflow.db in the launch folder.
-
-    A relative sqlite path is made absolute so that workers started in
-    another folder (joblib, submitit) write to the same file.
-    """
-    key = "tracking.uri" if uri else "MLFLOW_TRACKING_URI"
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
-    credentials.check_uri(key, uri)  # the URI is written to logs, tags and the sweep file
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = uri[len("sqlite:///") :]
-        if not os.path.isabs(path):
-            uri = "sqlite:///" + str(Path(path).resolve())
-    return uri
 
 
 def client_for(uri: str):
@@ -78,51 +50,11 @@ def ensure_experiment(client, name: str) -> str:
         return exp.experiment_id
 
 
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def science_params(resolved: dict) -> dict[str, Any]:
-    """The flattened config minus bookkeeping that does not change what is learned."""
-    flat = flatten(resolved)
-    return {k: v for k, v in flat.items() if not k.startswith(_BOOKKEEPING_PREFIXES) and k not in _BOOKKEEPING_KEYS}
-
-
-def config_hash(resolved: dict) -> str:
-    """Stable identity of a run's science: same config and seed, same hash."""
-    blob = json.dumps(science_params(resolved), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def sweep_hash(job_hashes: Iterable[str]) -> str:
-    """Identity of a sweep: the set of its jobs' config hashes (order and duplicates ignored)."""
-    blob = json.dumps(sorted(set(job_hashes)))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def search_all(client, experiment_id: str, filter_string: str) -> list:
-    """Every matching run (live ones only), following MLflow's pages."""
-    out, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000, page_token=token)
-        out.extend(page)
-        token = page.token
-        if not token:
-            return out
-
-
 def job_runs_by_hash(client, experiment_id: str) -> dict[str, list]:
     """{config hash: job runs with it, newest first} for one experiment, in one paged query."""
     out: dict[str, list] = {}
-    for r in search_all(client, experiment_id, f"tags.`{ROLE_TAG}` = 'job'"):
-        h = r.data.tags.get(HASH_TAG)
+    for r in C.search_runs(client, experiment_id, C.tag_equals(C.TAG_ROLE, C.ROLE_JOB)):
+        h = r.data.tags.get(C.TAG_CONFIG_HASH)
         if h:
             out.setdefault(h, []).append(r)
     for runs in out.values():
@@ -132,12 +64,13 @@ def job_runs_by_hash(client, experiment_id: str) -> dict[str, list]:
 
 def job_runs_with_hash(client, experiment_id: str, config_hash: str) -> list:
     """Job runs carrying `config_hash`, newest first."""
-    runs = search_all(client, experiment_id, f"tags.`{ROLE_TAG}` = 'job' and tags.`{HASH_TAG}` = '{config_hash}'")
+    where = C.tag_equals(C.TAG_ROLE, C.ROLE_JOB) + " and " + C.tag_equals(C.TAG_CONFIG_HASH, config_hash)
+    runs = C.search_runs(client, experiment_id, where)
     return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
 
 
-def run_name(resolved: dict) -> str:
-    return f"{resolved['sampler']['name']}-{resolved['network']['name']}-s{resolved['seed']}"
+def run_name(conf: Config) -> str:
+    return f"{conf.sampler.name}-{conf.network.name}-s{conf.seed}"
 
 
 def git_tags() -> dict[str, str]:
@@ -152,19 +85,19 @@ def git_tags() -> dict[str, str]:
             timeout=10,
         )
         if commit.returncode != 0:
-            return {"git.commit": "unknown", "git.dirty": "unknown"}
-        return {"git.commit": commit.stdout.strip(), "git.dirty": str(bool(dirty.stdout.strip())).lower()}
+            return {C.TAG_GIT_COMMIT: "unknown", C.TAG_GIT_DIRTY: "unknown"}
+        return {C.TAG_GIT_COMMIT: commit.stdout.strip(), C.TAG_GIT_DIRTY: str(bool(dirty.stdout.strip())).lower()}
     except (OSError, subprocess.SubprocessError):
-        return {"git.commit": "unknown", "git.dirty": "unknown"}
+        return {C.TAG_GIT_COMMIT: "unknown", C.TAG_GIT_DIRTY: "unknown"}
 
 
 def version_tags() -> dict[str, str]:
     out = {}
     for pkg in _VERSIONED:
         try:
-            out[f"versions.{pkg}"] = metadata.version(pkg)
+            out[C.TAG_VERSION_PREFIX + pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
-            out[f"versions.{pkg}"] = "absent"
+            out[C.TAG_VERSION_PREFIX + pkg] = "absent"
     return out
 
 
@@ -182,7 +115,7 @@ class RunLogger:
         self.flush_every = flush_every
         self._pending: list = []
         self._episodes_since_flush = 0
-        self.rows: list[dict] = []  # the episode table, also written as episodes.csv
+        self.rows: list[dict] = []  # the episode table, also written as the episodes artifact
         # {metric key: last step already in the store}; points at or before it are not sent
         # again, so a resumed run never holds two points for one (key, step)
         self.logged_upto: dict[str, int] = {}
@@ -233,7 +166,7 @@ class RunLogger:
         for k, v in metrics.items():
             if episode > upto.get(k, -1):
                 self._pending.append(Metric(k, float(v), ts, episode))
-        self.rows.append({"episode": episode, **metrics})
+        self.rows.append({C.EPISODE_COLUMN: episode, **metrics})
         self._episodes_since_flush += 1
         if self._episodes_since_flush >= self.flush_every:
             self.flush()

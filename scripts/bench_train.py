@@ -49,8 +49,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from seed_replica import run_replica  # noqa: E402
 
+# the replica times act, env, update (= sample + torch.cat + gradient step) and refresh
 TRAINER_PARTS = ("act", "env", "sample", "update", "priority", "refresh", "logging")
-REPLICA_PARTS = ("act", "env", "update", "refresh")  # replica "update" = sample + torch.cat + gradient step
 
 
 def seed_notebook_config(seed: int, backend: str, extra: tuple[str, ...] = ()):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.load import LoadError, load_runs
+from per_exp import contract as C
 from tests.support.stores import BASE_PARAMS, log_job, new_store, synthetic_lengths
 
 
@@ -28,7 +29,7 @@ def _check_against_mlflow(loaded, uri, k=3, seed=0):
         for key, v in run.data.metrics.items():
             assert row[f"metrics.{key}"] == pytest.approx(v)
         ep = loaded.episodes[loaded.episodes["run_id"] == rid]
-        for metric in ("episode/steps", "episode/return"):
+        for metric in (C.EPISODE_STEPS, C.EPISODE_RETURN):
             hist = sorted(client.get_metric_history(rid, metric), key=lambda m: m.step)
             mine = ep[ep["metric"] == metric].sort_values("episode")
             assert mine["episode"].tolist() == [m.step for m in hist]
@@ -46,13 +47,13 @@ def test_load_synthetic_sweep_frames(synthetic_store):
         "status",
         "params.seed",
         "params.sampler.name",
-        "tags.config_hash",
-        "metrics.solved",
-        "metrics.episodes",
-        "metrics.wall_seconds",
+        f"tags.{C.TAG_CONFIG_HASH}",
+        f"metrics.{C.SOLVED}",
+        f"metrics.{C.EPISODES}",
+        f"metrics.{C.WALL_SECONDS}",
     ):
         assert col in loaded.runs.columns
-    assert "metrics.solved_episode" in loaded.runs.columns
+    assert f"metrics.{C.SOLVED_EPISODE}" in loaded.runs.columns
     assert list(loaded.episodes.columns) == ["run_id", "episode", "metric", "value"]
     expected_rows = sum(len(j["table"]) * (len(j["table"].columns) - 1) for j in s["jobs"].values())
     assert len(loaded.episodes) == expected_rows
@@ -64,16 +65,16 @@ def test_load_synthetic_sweep_frames(synthetic_store):
     for rid, job in s["jobs"].items():
         row = loaded.runs.set_index("run_id").loc[rid]
         if job["solved_ep"] is None:
-            assert row["metrics.solved"] == 0.0 and np.isnan(row["metrics.solved_episode"])
+            assert row[f"metrics.{C.SOLVED}"] == 0.0 and np.isnan(row[f"metrics.{C.SOLVED_EPISODE}"])
         else:
-            assert row["metrics.solved_episode"] == job["solved_ep"]
+            assert row[f"metrics.{C.SOLVED_EPISODE}"] == job["solved_ep"]
     _check_against_mlflow(loaded, s["uri"])
 
 
 def test_load_one_sweep_and_fallbacks(tmp_path):
     uri, client, eid = new_store(tmp_path, "exp")
     rng = np.random.default_rng(1)
-    parent = client.create_run(eid, run_name="sweep-a", tags={"per_exp.role": "sweep"}).info.run_id
+    parent = client.create_run(eid, run_name="sweep-a", tags={C.TAG_ROLE: C.ROLE_SWEEP}).info.run_id
     p = dict(BASE_PARAMS, seed="0")
     lengths, solved = synthetic_lengths(rng, 20, 60)
     in_sweep, _ = log_job(client, eid, p, lengths, solved, parent_id=parent, tmp=tmp_path)
@@ -90,8 +91,8 @@ def test_load_one_sweep_and_fallbacks(tmp_path):
     reasons = loaded.left_out.set_index("run_id")["reason"]
     assert reasons[empty].startswith("no per-episode series")
     assert any("metric history" in n for n in loaded.notes)
-    a = loaded.episodes[(loaded.episodes.run_id == in_sweep) & (loaded.episodes.metric == "episode/steps")]
-    b = loaded.episodes[(loaded.episodes.run_id == no_csv) & (loaded.episodes.metric == "episode/steps")]
+    a = loaded.episodes[(loaded.episodes.run_id == in_sweep) & (loaded.episodes.metric == C.EPISODE_STEPS)]
+    b = loaded.episodes[(loaded.episodes.run_id == no_csv) & (loaded.episodes.metric == C.EPISODE_STEPS)]
     assert a["value"].tolist() == b["value"].tolist() == [float(x) for x in lengths]
 
     everything = load_runs("exp", tracking_uri=uri, progress=False)
@@ -133,10 +134,10 @@ def test_load_real_trainer_sweep(real_sweep_store):
         f"{a}-dueling-s{b}" for a in ("uniform", "sumtree") for b in (0, 1)
     )
     assert loaded.runs["parent_run_id"].nunique() == 1
-    assert (loaded.runs["tags.per_exp.sweep_id"] == loaded.runs["parent_run_id"]).all()
-    steps = loaded.episodes[loaded.episodes["metric"] == "episode/steps"]
+    assert (loaded.runs[f"tags.{C.TAG_SWEEP_ID}"] == loaded.runs["parent_run_id"]).all()
+    steps = loaded.episodes[loaded.episodes["metric"] == C.EPISODE_STEPS]
     assert steps.groupby("run_id")["episode"].apply(list).tolist() == [[0, 1, 2, 3]] * 4
-    assert (loaded.runs["metrics.episodes"] == 4).all()
+    assert (loaded.runs[f"metrics.{C.EPISODES}"] == 4).all()
     # per run: every metric column of its episodes.csv, every non-empty cell
     assert isinstance(loaded.episodes["value"].iloc[0], float)
     _check_against_mlflow(loaded, s["uri"], k=2, seed=1)

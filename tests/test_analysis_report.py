@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from analysis.report import build_report, main
+from per_exp import contract as C
 from tests.support.stores import BASE_PARAMS, log_job, new_store, run_report, run_reports, synthetic_lengths
 
 #: figure -> axis labels that must be in its SVG text
@@ -41,7 +42,7 @@ def test_report_on_synthetic_store(synthetic_store, tmp_path):
     s = synthetic_store
     out = tmp_path / "report"
     r = build_report(s["experiment"], out, tracking_uri=s["uri"], reps=300, progress=False)
-    assert sorted(r["written"]) == sorted(EXPECTED_LABELS)  # two axes vary: the ablation grid is there
+    assert sorted(r.written) == sorted(EXPECTED_LABELS)  # two axes vary: the ablation grid is there
     _check_figures(out, EXPECTED_LABELS)
     md = (out / "report.md").read_text(encoding="utf-8")
     groups = [f"sampler={a}, warmup_episodes={w}" for a in ("uniform", "sumtree") for w in ("0", "30")]
@@ -57,9 +58,9 @@ def test_report_on_synthetic_store(synthetic_store, tmp_path):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<table>" in html and '<img alt="' in html and all(g in html for g in groups)
     # logged to the sweep's parent run, visible in the UI
-    assert r["logged_to"] == s["parent"]
-    arts = {a.path for a in MlflowClient(tracking_uri=s["uri"]).list_artifacts(s["parent"], "report")}
-    assert {"report/report.md", "report/report.html", "report/figures"} <= arts
+    assert r.logged_to == s["parent"]
+    arts = {a.path for a in MlflowClient(tracking_uri=s["uri"]).list_artifacts(s["parent"], C.ARTIFACT_REPORT_DIR)}
+    assert {f"{C.ARTIFACT_REPORT_DIR}/{f}" for f in ("report.md", "report.html", "figures")} <= arts
 
 
 @pytest.mark.slow
@@ -69,7 +70,7 @@ def test_report_cli_on_real_sweep(real_sweep_store):
     s = real_sweep_store
     client = MlflowClient(tracking_uri=s["uri"])
     exp = client.get_experiment_by_name(s["experiment"])
-    parent = client.search_runs([exp.experiment_id], "tags.`per_exp.role` = 'sweep'")[0].info.run_id
+    parent = client.search_runs([exp.experiment_id], C.tag_equals(C.TAG_ROLE, C.ROLE_SWEEP))[0].info.run_id
     proc = run_report(
         [
             "--experiment",
@@ -95,7 +96,8 @@ def test_report_cli_on_real_sweep(real_sweep_store):
     assert "sampler=uniform" in md and "sampler=sumtree" in md
     assert "No run was left out." in md
     assert f"sweep (parent run) `{parent}`" in md
-    assert any(a.path == "report/report.md" for a in client.list_artifacts(parent, "report"))
+    report_files = client.list_artifacts(parent, C.ARTIFACT_REPORT_DIR)
+    assert any(a.path == f"{C.ARTIFACT_REPORT_DIR}/report.md" for a in report_files)
 
 
 @pytest.mark.slow

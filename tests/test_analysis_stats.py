@@ -6,6 +6,7 @@ import pytest
 
 from analysis import stats
 from analysis.axes import find_axes, group_labels, group_order
+from per_exp import contract as C
 
 # ---------------------------------------------------------------- aggregates
 
@@ -136,17 +137,17 @@ def _toy_runs():
             "run_name": ["uniform-dueling-s0", "uniform-dueling-s1"],
             "params.seed": ["0", "1"],
             "params.max_episodes": ["6", "6"],
-            "metrics.solved": [1.0, 0.0],
-            "metrics.solved_episode": [3.0, np.nan],
-            "metrics.wall_seconds": [1.0, 2.0],
-            "metrics.sps": [100.0, 200.0],
+            f"metrics.{C.SOLVED}": [1.0, 0.0],
+            f"metrics.{C.SOLVED_EPISODE}": [3.0, np.nan],
+            f"metrics.{C.WALL_SECONDS}": [1.0, 2.0],
+            f"metrics.{C.SPS}": [100.0, 200.0],
         }
     )
     eps = pd.DataFrame(
         {
             "run_id": ["a"] * 4 + ["b"] * 6,
             "episode": [0, 1, 2, 3] + [0, 1, 2, 3, 4, 5],
-            "metric": "episode/steps",
+            "metric": C.EPISODE_STEPS,
             "value": [10.0, 20, 200, 200] + [10.0, 10, 10, 10, 10, 40],
         }
     )

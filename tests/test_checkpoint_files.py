@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from per_exp import checkpoint, codec
+from per_exp import contract as C
 from per_exp.engine.trainer import Trainer
 from tests.support.cli import compose
 from tests.support.crafted import WritesMarker, manifest, npy, same, zip_entries
@@ -34,7 +35,7 @@ def _payload(state: dict) -> dict:
         "experiment_id": "1",
         "run_id": "r",
         "trainer": state,
-        "rows": [{"episode/return": 9.0}],
+        "rows": [{C.EPISODE_RETURN: 9.0}],
     }
 
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from per_exp import checkpoint
+from per_exp import contract as C
 from per_exp.engine.trainer import Trainer
 from tests.support.cli import compose, run_cli
 from tests.support.crafted import WritesMarker
-from tests.support.sweeps import CLOCK_KEYS, histories, jobs_and_parents, out, same_series, signal_hook_env
+from tests.support.sweeps import histories, jobs_and_parents, out, same_series, signal_hook_env
 
 pytestmark = pytest.mark.slow  # real jobs in subprocesses, real signals
 
@@ -36,7 +37,7 @@ def _reference() -> dict[str, list]:
         sink=lambda e, m: [
             ref.setdefault(k, []).append((e, v))
             for k, v in m.items()
-            if k not in CLOCK_KEYS and not k.endswith("_seconds")
+            if k not in C.CLOCK_METRICS and not k.endswith("_seconds")
         ],
     ).run()
     return ref
@@ -68,7 +69,7 @@ def test_sigterm_then_relaunch_resumes_from_the_data_checkpoint_equal_to_an_unin
     assert "refused checkpoint" not in out(r)
     (again,), _ = jobs_and_parents(uri)
     assert again.info.run_id == job.info.run_id and again.info.status == "FINISHED"
-    assert again.data.tags["per_exp.resumed_from_episode"] == "2"
+    assert again.data.tags[C.TAG_RESUMED_FROM] == "2"
     _assert_matches_uninterrupted(uri, again.info.run_id)
     assert not ckpt.exists()
 
@@ -101,5 +102,5 @@ def test_a_planted_pickle_never_runs_is_moved_aside_and_the_run_restarts_from_ep
 
     (again,), _ = jobs_and_parents(uri)  # the same run, continued in place: not a second one
     assert again.info.run_id == job.info.run_id and again.info.status == "FINISHED"
-    assert again.data.tags["per_exp.resumed_from_episode"] == "0"
+    assert again.data.tags[C.TAG_RESUMED_FROM] == "0"
     _assert_matches_uninterrupted(uri, again.info.run_id)  # no point doubled, none missing

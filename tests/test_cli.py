@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from per_exp import contract as C
 from tests.support.cli import run_cli
 
 TINY = ["max_episodes=4", "capacity=500", "tracking.flush_every_episodes=2"]
@@ -66,25 +67,26 @@ def test_single_run_logs_params_series_summary_and_artifacts(tmp_path, store):
     assert p["seed"] == "7" and p["sampler.name"] == "linear_scan" and p["sampler.alpha"] == "0.6"
     assert p["network.name"] == "dueling" and p["env.max_steps"] == "200" and p["target_sync.every"] == "2"
     assert not any(k.startswith("tracking.") for k in p)
-    for tag in ("git.commit", "git.dirty", "hydra.overrides", "versions.torch", "versions.mlflow", "config_hash"):
+    versions = (C.TAG_VERSION_PREFIX + "torch", C.TAG_VERSION_PREFIX + "mlflow")
+    for tag in (C.TAG_GIT_COMMIT, C.TAG_GIT_DIRTY, C.TAG_OVERRIDES, *versions, C.TAG_CONFIG_HASH):
         assert t.get(tag), tag
-    assert "seed=7" in t["hydra.overrides"]
+    assert "seed=7" in t[C.TAG_OVERRIDES]
     # one point per episode, step = episode
-    for key in ("episode/steps", "episode/epsilon", "train/loss", "train/td_abs_mean", "episode/return"):
+    for key in (C.EPISODE_STEPS, C.EPISODE_EPSILON, C.TRAIN_LOSS, C.TRAIN_TD_ABS_MEAN, C.EPISODE_RETURN):
         hist = c.get_metric_history(run.info.run_id, key)
         assert sorted(h.step for h in hist) == [0, 1, 2, 3][4 - len(hist) :], key
-    steps = sorted(c.get_metric_history(run.info.run_id, "episode/steps"), key=lambda h: h.step)
+    steps = sorted(c.get_metric_history(run.info.run_id, C.EPISODE_STEPS), key=lambda h: h.step)
     assert len(steps) == 4
-    assert m["episodes"] == 4 and m["solved"] == 0.0 and "solved_episode" not in m
-    assert m["total_env_steps"] == sum(h.value for h in steps)
-    assert m["wall_seconds"] > 0 and m["sps"] > 0
+    assert m[C.EPISODES] == 4 and m[C.SOLVED] == 0.0 and C.SOLVED_EPISODE not in m
+    assert m[C.TOTAL_ENV_STEPS] == sum(h.value for h in steps)
+    assert m[C.WALL_SECONDS] > 0 and m[C.SPS] > 0
     arts = {a.path for a in c.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "episodes.csv", "hydra", "model"} <= arts
-    hydra_files = {Path(a.path).name for a in c.list_artifacts(run.info.run_id, "hydra")}
+    assert {C.ARTIFACT_CONFIG, C.ARTIFACT_EPISODES, C.ARTIFACT_HYDRA_DIR, C.ARTIFACT_MODEL_DIR} <= arts
+    hydra_files = {Path(a.path).name for a in c.list_artifacts(run.info.run_id, C.ARTIFACT_HYDRA_DIR)}
     assert {"config.yaml", "overrides.yaml", "hydra.yaml"} <= hydra_files
-    local = c.download_artifacts(run.info.run_id, "episodes.csv", str(tmp_path / "dl"))
+    local = c.download_artifacts(run.info.run_id, C.ARTIFACT_EPISODES, str(tmp_path / "dl"))
     rows = list(csv.DictReader(io.StringIO(Path(local).read_text())))
-    assert [float(r["episode/steps"]) for r in rows] == [h.value for h in steps]
+    assert [float(r[C.EPISODE_STEPS]) for r in rows] == [h.value for h in steps]
 
 
 @pytest.mark.slow
@@ -92,12 +94,12 @@ def test_sweep_makes_parent_and_children(tmp_path, store):
     r = run_cli(["-m", "sampler=uniform,sumtree", "seed=0,1", *TINY, f"tracking.uri={store}"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     c, runs = _runs(store)
-    parents = [x for x in runs if x.data.tags.get("per_exp.role") == "sweep"]
-    children = [x for x in runs if x.data.tags.get("per_exp.role") == "job"]
+    parents = [x for x in runs if x.data.tags.get(C.TAG_ROLE) == C.ROLE_SWEEP]
+    children = [x for x in runs if x.data.tags.get(C.TAG_ROLE) == C.ROLE_JOB]
     assert len(parents) == 1 and len(children) == 4
     pid = parents[0].info.run_id
     assert parents[0].info.status == "FINISHED"
-    assert all(x.data.tags["mlflow.parentRunId"] == pid for x in children)
+    assert all(x.data.tags[C.TAG_PARENT] == pid for x in children)
     assert all(x.info.status == "FINISHED" for x in children)
     assert {x.info.experiment_id for x in runs} == {c.get_experiment_by_name("per-cartpole").experiment_id}
     assert sorted(x.info.run_name for x in children) == [
@@ -107,7 +109,7 @@ def test_sweep_makes_parent_and_children(tmp_path, store):
         "uniform-dueling-s1",
     ]
     for x in children:
-        assert len(c.get_metric_history(x.info.run_id, "episode/steps")) == 4
+        assert len(c.get_metric_history(x.info.run_id, C.EPISODE_STEPS)) == 4
 
 
 @pytest.mark.slow
@@ -116,12 +118,12 @@ def test_a_failing_job_is_failed_and_the_others_finish(tmp_path, store):
     assert r.returncode != 0
     assert "1/2 jobs FINISHED" in r.stderr
     c, runs = _runs(store)
-    jobs = {x.data.params["fail_at_episode"]: x for x in runs if x.data.tags.get("per_exp.role") == "job"}
+    jobs = {x.data.params["fail_at_episode"]: x for x in runs if x.data.tags.get(C.TAG_ROLE) == C.ROLE_JOB}
     assert jobs["-1"].info.status == "FINISHED"
     failed = jobs["2"]
     assert failed.info.status == "FAILED"
-    assert "fail_at_episode" in failed.data.tags["error"]
+    assert "fail_at_episode" in failed.data.tags[C.TAG_ERROR]
     # what it logged before failing is kept
-    assert len(c.get_metric_history(failed.info.run_id, "episode/steps")) == 2
-    parent = next(x for x in runs if x.data.tags.get("per_exp.role") == "sweep")
+    assert len(c.get_metric_history(failed.info.run_id, C.EPISODE_STEPS)) == 2
+    parent = next(x for x in runs if x.data.tags.get(C.TAG_ROLE) == C.ROLE_SWEEP)
     assert parent.info.status == "FAILED"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from per_exp.config import Config, ConfigError, check_override_keys, validate
@@ -106,3 +108,24 @@ def test_typo_top_level_key_suggests_the_real_one():
         check_override_keys(["max_episode=3"])
     assert "max_episodes" in str(e.value) and "max_episode" in e.value.key
     check_override_keys(["max_episodes=3", "+hydra.foo=1", "sampler.alpha=0.5", "-m"])
+
+
+def test_env_id_is_the_gymnasium_env_built():
+    import warnings
+
+    from per_exp.engine.envs import make_env
+
+    for env_id in ("CartPole-v0", "CartPole-v1"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # v0 builds without gymnasium's "out of date" warning
+            env = make_env(replace(compose().env, id=env_id, max_steps=123))
+        assert env.spec is not None and env.spec.id == env_id and env.spec.max_episode_steps == 123
+    assert compose().env.id == "CartPole-v0" and compose(["env=cartpole_v1"]).env.id == "CartPole-v1"
+
+
+def test_env_id_must_be_a_registered_cartpole():
+    with pytest.raises(ConfigError) as e:
+        validate(compose(["env.id=CartPole-v9"]))
+    assert e.value.key == "env.id" and "CartPole-v0, CartPole-v1" in str(e.value)
+    with pytest.raises(ConfigError):
+        validate(compose(["env.id=MountainCar-v0"]))

@@ -8,7 +8,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from per_exp.engine.priorities import beta_at, check_priorities, is_weights, priorities_from_td
+from per_exp.engine.priorities import beta_at, check_priorities, importance_weights, priorities_from_td
 
 
 def test_priorities_are_abs_td_plus_eps_to_the_alpha():
@@ -31,16 +31,16 @@ def test_beta_anneals_linearly_to_one_at_the_horizon_and_stays():
 
 def test_is_weights_batch_normaliser():
     probs = np.array([0.5, 0.25, 0.125])
-    w = is_weights(probs, size=4, beta=1.0)
+    w = importance_weights(probs, size=4, beta=1.0)
     # (4 P)^-1 = [0.5, 1, 2]; divided by the batch max 2
     np.testing.assert_allclose(w, [0.25, 0.5, 1.0])
     assert w.dtype == np.float32
-    np.testing.assert_allclose(is_weights(probs, 4, beta=0.0), [1, 1, 1])
+    np.testing.assert_allclose(importance_weights(probs, 4, beta=0.0), [1, 1, 1])
 
 
 def test_is_weights_buffer_normaliser_uses_the_smallest_probability_in_the_buffer():
     probs = np.array([0.5, 0.25])
-    w = is_weights(probs, size=4, beta=0.5, min_prob=0.0625)
+    w = importance_weights(probs, size=4, beta=0.5, min_prob=0.0625)
     # (4 P)^-0.5 = [1/sqrt2, 1]; buffer max (4 * 0.0625)^-0.5 = 2
     np.testing.assert_allclose(w, [1 / (2 * math.sqrt(2)), 0.5], rtol=1e-6)
     assert w.max() < 1.0  # not rescaled to the batch

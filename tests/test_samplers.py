@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from scipy.stats import chisquare
 
 from per_exp import codec
+from per_exp import contract as C
 from per_exp.config import ConfigError, SamplerConfig, validate
-from per_exp.engine.priorities import is_weights, priorities_from_td
+from per_exp.engine.priorities import importance_weights, priorities_from_td
 from per_exp.engine.rankorder import RankOrder
 from per_exp.engine.samplers import make_sampler
 from tests.support.cli import ROOT, compose
@@ -115,7 +116,7 @@ def test_is_weights_equal_the_formula(name, weight_norm):
     p = exact_probs(name, TD, s.cfg)
     for beta in (0.4, 0.7, 1.0):
         b = s.sample(8, len(TD), beta)
-        expected = is_weights(p[b.indices], len(TD), beta, p.min() if weight_norm == "buffer" else None)
+        expected = importance_weights(p[b.indices], len(TD), beta, p.min() if weight_norm == "buffer" else None)
         np.testing.assert_allclose(b.weights, expected, rtol=1e-5)
         assert b.weights.dtype == np.float32
         if weight_norm == "batch":
@@ -279,11 +280,13 @@ def test_stats_report_weights_priority_and_time_then_reset(name):
         b = s.sample(8, len(TD), 0.5)
         s.update(b.indices, np.full(8, 9.0))
     m = s.stats()
-    assert m["sampler/sample_seconds"] > 0 and m["sampler/update_seconds"] > 0
-    assert 0 < m["sampler/is_weight_mean"] <= m["sampler/is_weight_max"] <= 1.0 + 1e-6
-    assert m["sampler/priority_max"] == s.max_priority
+    assert m[C.SAMPLER_SAMPLE_SECONDS] > 0 and m[C.SAMPLER_UPDATE_SECONDS] > 0
+    assert 0 < m[C.SAMPLER_IS_WEIGHT_MEAN] <= m[C.SAMPLER_IS_WEIGHT_MAX] <= 1.0 + 1e-6
+    # the max priority, under the key that names its unit (rank: |delta|)
+    key = C.SAMPLER_RANK_KEY_MAX if name == "rank" else C.SAMPLER_PRIORITY_MAX
+    assert m[key] == s.max_priority
     m2 = s.stats()
-    assert m2["sampler/sample_seconds"] == 0.0 and "sampler/is_weight_mean" not in m2
+    assert m2[C.SAMPLER_SAMPLE_SECONDS] == 0.0 and C.SAMPLER_IS_WEIGHT_MEAN not in m2
 
 
 def test_bench_runs_and_writes_the_records(tmp_path):
@@ -333,18 +336,17 @@ def test_rank_order_is_key_descending_newest_first_among_ties(batches):
         assert r.ranks(np.array(expected)).tolist() == list(range(1, len(expected) + 1))
 
 
-def test_scan_off_by_one_is_refused_outside_linear_scan(cfg_factory=None):
+def test_scan_off_by_one_is_refused_outside_linear_scan():
     cfg = compose(["sampler=sumtree", "sampler.scan_off_by_one=true"])
     with pytest.raises(ConfigError, match=r"sampler\.scan_off_by_one"):
         validate(cfg)
 
 
 def test_every_sampler_switch_is_a_logged_param():
-    from omegaconf import OmegaConf
+    from per_exp.config import science_params
+    from tests.support.cli import compose_resolved
 
-    from per_exp.tracking import flatten
-
-    params = flatten(OmegaConf.to_container(OmegaConf.structured(compose([]))))
+    params = science_params(compose_resolved([]))  # exactly the params a run logs
     for f in fields(SamplerConfig):
         assert f"sampler.{f.name}" in params
 
@@ -390,12 +392,13 @@ def test_trainer_runs_with_every_sampler_and_switch(overrides):
     assert summary.episodes == 6 and summary.updates > 0
     assert summary.total_env_steps > cfg.capacity  # the ring wrapped
     last = episodes[-1]
-    assert math.isfinite(last["train/loss"])
-    assert last["sampler/sample_seconds"] >= 0 and "sampler/update_seconds" in last
+    assert math.isfinite(last[C.TRAIN_LOSS])
+    assert last[C.SAMPLER_SAMPLE_SECONDS] >= 0 and C.SAMPLER_UPDATE_SECONDS in last
     if cfg.sampler.name != "uniform":
         assert trainer.sampler.size == cfg.capacity
-        assert math.isfinite(last["sampler/priority_max"]) and last["sampler/priority_max"] > 0
-        w_mean, w_max = last["sampler/is_weight_mean"], last["sampler/is_weight_max"]
+        key = C.SAMPLER_RANK_KEY_MAX if cfg.sampler.name == "rank" else C.SAMPLER_PRIORITY_MAX
+        assert math.isfinite(last[key]) and last[key] > 0
+        w_mean, w_max = last[C.SAMPLER_IS_WEIGHT_MEAN], last[C.SAMPLER_IS_WEIGHT_MAX]
         assert 0 < w_mean <= w_max <= 1.0 + 1e-6
         if not cfg.sampler.is_weights:
             assert w_mean == w_max == 1.0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from per_exp import contract as C
 from tests.support.sweeps import TINY, free_port, histories, jobs_and_parents, out, sweep
 
 # Each test starts a launcher (or a server) and a real sweep: tens of seconds.
@@ -25,9 +26,9 @@ def _assert_two_finished(uri: str) -> None:
     jobs, parents = jobs_and_parents(uri)
     assert len(parents) == 1 and len(jobs) == 2
     assert all(x.info.status == "FINISHED" for x in jobs + parents)
-    assert all(x.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for x in jobs)
+    assert all(x.data.tags[C.TAG_PARENT] == parents[0].info.run_id for x in jobs)
     for x in jobs:
-        assert [s for s, _ in histories(uri, x.info.run_id)["episode/steps"]] == [0, 1, 2]
+        assert [s for s, _ in histories(uri, x.info.run_id)[C.EPISODE_STEPS]] == [0, 1, 2]
 
 
 @pytest.mark.skipif(
@@ -111,7 +112,7 @@ def test_sweep_against_an_http_tracking_server(tmp_path: Path):
         assert "2/2 jobs FINISHED" in r.stderr
         _assert_two_finished(url)
         assert not (tmp_path / "mlflow.db").exists()  # everything went through the server
-        assert any((tmp_path / "art").rglob("episodes.csv"))  # artifacts too
+        assert any((tmp_path / "art").rglob(C.ARTIFACT_EPISODES))  # artifacts too
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from per_exp import checkpoint, codec
+from per_exp import contract as C
 from per_exp.engine.trainer import Trainer
 from tests.support.cli import compose, run_cli
 from tests.support.sweeps import (
-    CLOCK_KEYS,
     client,
     histories,
     jobs_and_parents,
@@ -23,7 +23,7 @@ from tests.support.sweeps import (
 
 
 def _deterministic(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in CLOCK_KEYS and not k.endswith("_seconds")}
+    return {k: v for k, v in metrics.items() if k not in C.CLOCK_METRICS}
 
 
 @pytest.mark.parametrize(
@@ -71,9 +71,9 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
     jobs, _ = jobs_and_parents(uri)
     killed = {x.data.params["seed"]: x for x in jobs}["1"]
     assert killed.info.status == "RUNNING"  # nothing ran to mark it: the process just vanished
-    assert len(client(uri).get_metric_history(killed.info.run_id, "episode/steps")) == 5
+    assert len(client(uri).get_metric_history(killed.info.run_id, C.EPISODE_STEPS)) == 5
     ckpt_file = checkpoint.path_for(
-        tmp_path / "checkpoints", killed.info.experiment_id, killed.data.tags["config_hash"]
+        tmp_path / "checkpoints", killed.info.experiment_id, killed.data.tags[C.TAG_CONFIG_HASH]
     )
     assert checkpoint.load(ckpt_file)["trainer"]["counters"]["episode"] == 4
 
@@ -82,12 +82,12 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
     assert "3/3 jobs FINISHED" in again.stderr
     jobs, parents = jobs_and_parents(uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # the first launch's parent, re-opened
-    hashes = [x.data.tags["config_hash"] for x in jobs]
+    hashes = [x.data.tags[C.TAG_CONFIG_HASH] for x in jobs]
     assert len(jobs) == 3 and len(set(hashes)) == 3  # no duplicate run for any config hash
     assert all(x.info.status == "FINISHED" for x in jobs)
     resumed = {x.data.params["seed"]: x for x in jobs}["1"]
     assert resumed.info.run_id == killed.info.run_id
-    assert resumed.data.tags["per_exp.resumes"] == "1" and resumed.data.tags["per_exp.resumed_from_episode"] == "4"
+    assert resumed.data.tags[C.TAG_RESUMES] == "1" and resumed.data.tags[C.TAG_RESUMED_FROM] == "4"
     assert not ckpt_file.exists()  # removed once the run FINISHED
 
     # the reference: the same job, never interrupted, in this process
@@ -99,9 +99,9 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
     h = histories(uri, resumed.info.run_id)
     for key, series in ref.items():
         assert same_series(h[key], series), (key, h[key], series)  # one point per step, same values
-    assert resumed.data.metrics["total_env_steps"] == s.total_env_steps
-    assert resumed.data.metrics["updates"] == s.updates and resumed.data.metrics["episodes"] == 6
-    assert all(len(h[k]) == 1 for k in ("total_env_steps", "wall_seconds", "episodes"))
+    assert resumed.data.metrics[C.TOTAL_ENV_STEPS] == s.total_env_steps
+    assert resumed.data.metrics[C.UPDATES] == s.updates and resumed.data.metrics[C.EPISODES] == 6
+    assert all(len(h[k]) == 1 for k in (C.TOTAL_ENV_STEPS, C.WALL_SECONDS, C.EPISODES))
 
 
 @pytest.mark.slow
@@ -119,14 +119,14 @@ def test_ctrl_c_kills_the_run_then_resume_skip_and_forced_rerun(tmp_path: Path):
     assert r.returncode != 0
     jobs, _ = jobs_and_parents(uri)
     assert len(jobs) == 1 and jobs[0].info.status == "KILLED"
-    assert "KeyboardInterrupt" in jobs[0].data.tags["error"]
-    assert len(client(uri).get_metric_history(jobs[0].info.run_id, "episode/steps")) == 2  # kept
+    assert "KeyboardInterrupt" in jobs[0].data.tags[C.TAG_ERROR]
+    assert len(client(uri).get_metric_history(jobs[0].info.run_id, C.EPISODE_STEPS)) == 2  # kept
 
     r = run_cli(args, tmp_path)  # resumes the KILLED run
     assert r.returncode == 0, out(r)[-3000:]
     jobs, _ = jobs_and_parents(uri)
-    assert len(jobs) == 1 and jobs[0].info.status == "FINISHED" and "error" not in jobs[0].data.tags
-    assert [s for s, _ in histories(uri, jobs[0].info.run_id)["episode/steps"]] == [0, 1, 2, 3, 4]
+    assert len(jobs) == 1 and jobs[0].info.status == "FINISHED" and C.TAG_ERROR not in jobs[0].data.tags
+    assert [s for s, _ in histories(uri, jobs[0].info.run_id)[C.EPISODE_STEPS]] == [0, 1, 2, 3, 4]
 
     r = run_cli(args, tmp_path)  # already FINISHED: nothing to do
     assert r.returncode == 0 and "skipping uniform-dueling-s3" in out(r)
@@ -136,4 +136,4 @@ def test_ctrl_c_kills_the_run_then_resume_skip_and_forced_rerun(tmp_path: Path):
     assert r.returncode == 0, out(r)[-3000:]
     jobs, _ = jobs_and_parents(uri)
     assert len(jobs) == 2 and {x.info.status for x in jobs} == {"FINISHED"}
-    assert len({x.data.tags["config_hash"] for x in jobs}) == 1
+    assert len({x.data.tags[C.TAG_CONFIG_HASH] for x in jobs}) == 1

@@ -7,19 +7,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from per_exp.engine.priorities import is_weights, priorities_from_td
+from per_exp.engine.priorities import importance_weights, priorities_from_td
 from per_exp.engine.sumtree import SumTree
 
 
 def _check_invariants(t: SumTree, model: dict[int, float]) -> None:
-    cap = t.cap
-    internal = np.arange(1, cap)
+    n_leaves = t.n_leaves
+    internal = np.arange(1, n_leaves)
     # Recomputed from children (never patched by deltas): equal bit for bit.
     np.testing.assert_array_equal(t.tree[internal], t.tree[2 * internal] + t.tree[2 * internal + 1])
-    leaves = np.zeros(cap)
+    leaves = np.zeros(n_leaves)
     for k, v in model.items():
         leaves[k] = v
-    np.testing.assert_array_equal(t.tree[cap:], leaves)
+    np.testing.assert_array_equal(t.tree[n_leaves:], leaves)
     assert t.total == pytest.approx(leaves.sum(), rel=1e-12, abs=1e-300)
     if t.track_min:
         np.testing.assert_array_equal(t.mins[internal], np.minimum(t.mins[2 * internal], t.mins[2 * internal + 1]))
@@ -101,7 +101,7 @@ def test_every_found_leaf_has_positive_priority(p, u):
 
 def test_capacity_one_is_its_own_root():
     t = SumTree(1, track_min=True)
-    assert (t.cap, t.depth) == (1, 0)
+    assert (t.n_leaves, t.depth) == (1, 0)
     t.update(np.array([0]), np.array([2.5]))
     assert t.total == 2.5 and t.min_positive == 2.5
     assert t.find(np.array([0.0, 2.4, 2.5])).tolist() == [0, 0, 0]
@@ -162,7 +162,7 @@ def test_fused_sampling_equals_draw_plus_reference_weights(mode, stratified):
         expected = np.ones(64)
     else:
         min_prob = p[p > 0].min() / t.total if mode == 2 else None
-        expected = is_weights(prob, n, 0.7, min_prob)
+        expected = importance_weights(prob, n, 0.7, min_prob)
     np.testing.assert_allclose(w, expected, rtol=1e-6)
     assert w_sum == pytest.approx(w.sum()) and w_max == pytest.approx(w.max())
 

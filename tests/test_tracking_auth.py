@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from per_exp import contract as C
 from per_exp.engine.networks import QNetwork
 from tests.support.auth_server import TEST_PASSWORD as PASSWORD
 from tests.support.auth_server import TEST_USER as USER
@@ -65,15 +66,15 @@ def test_right_credentials_log_the_sweep_and_leave_no_trace_of_them(auth_tls_ser
     assert r.returncode == 0, console[-4000:]
     assert "2/2 jobs FINISHED" in r.stderr
 
-    runs = [x for x in _all_runs(auth_tls_server) if x.data.tags.get("per_exp.role")]
-    jobs = [x for x in runs if x.data.tags["per_exp.role"] == "job"]
-    parents = [x for x in runs if x.data.tags["per_exp.role"] == "sweep"]
+    runs = [x for x in _all_runs(auth_tls_server) if x.data.tags.get(C.TAG_ROLE)]
+    jobs = [x for x in runs if x.data.tags[C.TAG_ROLE] == C.ROLE_JOB]
+    parents = [x for x in runs if x.data.tags[C.TAG_ROLE] == C.ROLE_SWEEP]
     assert len(jobs) == 2 and len(parents) == 1
     assert all(x.info.status == "FINISHED" for x in runs)
     admin = auth_tls_server.admin_client()
     for x in jobs:
         assert [
-            s for s, _ in sorted((m.step, m.value) for m in admin.get_metric_history(x.info.run_id, "episode/steps"))
+            s for s, _ in sorted((m.step, m.value) for m in admin.get_metric_history(x.info.run_id, C.EPISODE_STEPS))
         ] == [0, 1, 2]
 
     # params, tags and metric names of every run
@@ -104,7 +105,7 @@ def test_right_credentials_log_the_sweep_and_leave_no_trace_of_them(auth_tls_ser
 
 
 def test_the_report_reads_the_server_with_the_same_variables(auth_tls_server, tmp_path):
-    if not [x for x in _all_runs(auth_tls_server) if x.data.tags.get("per_exp.role") == "job"]:
+    if not [x for x in _all_runs(auth_tls_server) if x.data.tags.get(C.TAG_ROLE) == C.ROLE_JOB]:
         r = sweep(
             [*TWO, f"tracking.uri={auth_tls_server.url}"], _launch(tmp_path), env=auth_tls_server.env(USER, PASSWORD)
         )

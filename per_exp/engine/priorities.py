@@ -20,7 +20,7 @@ def beta_at(update: int, beta0: float, horizon: int) -> float:
     return beta0 + frac * (1.0 - beta0)
 
 
-def is_weights(probs: np.ndarray, size: int, beta: float, min_prob: float | None = None) -> np.ndarray:
+def importance_weights(probs: np.ndarray, size: int, beta: float, min_prob: float | None = None) -> np.ndarray:
     """w_i = (N * P(i)) ** -beta / max w.
 
     `probs` are the sampling probabilities of the drawn items. The weights are

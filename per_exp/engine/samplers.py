@@ -28,10 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from per_exp import contract as C
 from per_exp.config import SAMPLERS, ConfigError, SamplerConfig
-from per_exp.engine.priorities import check_priorities, is_weights, priorities_from_td
+from per_exp.engine.priorities import check_priorities, importance_weights, priorities_from_td
 from per_exp.engine.rankorder import RankOrder
-from per_exp.engine.sumtree import SumTree, _sample_weighted, _update_from_td
+from per_exp.engine.sumtree import SumTree
 
 
 @dataclass
@@ -89,7 +90,7 @@ class UniformSampler:
         pass
 
     def stats(self) -> dict[str, float]:
-        out = {"sampler/sample_seconds": self._t_sample, "sampler/update_seconds": 0.0}
+        out = {C.SAMPLER_SAMPLE_SECONDS: self._t_sample, C.SAMPLER_UPDATE_SECONDS: 0.0}
         self._t_sample = 0.0
         return out
 
@@ -105,10 +106,12 @@ class _Prioritized:
 
     Subclasses store priorities and draw; `max_priority` is the largest
     priority ever written (the paper's max_{i<t} p_i), in the subclass's
-    units: (|delta| + eps) ** alpha for proportional, |delta| for rank.
+    units: (|delta| + eps) ** alpha for proportional, |delta| for rank;
+    it is logged under a metric key of its own for each unit.
     """
 
     name = ""
+    max_priority_metric = C.SAMPLER_PRIORITY_MAX
     # per-episode counters, reset by stats()
     _t_sample: float
     _t_update: float
@@ -177,7 +180,7 @@ class _Prioritized:
             idx, probs = drawn
             if self.cfg.is_weights:
                 min_prob = self._min_prob(size) if self.cfg.weight_norm == "buffer" else None
-                w = is_weights(probs, size, beta, min_prob)
+                w = importance_weights(probs, size, beta, min_prob)
             else:
                 w = np.ones(batch_size, dtype=np.float32)
         self._record_batch(t0, float(w.sum()), float(w.max()), batch_size)
@@ -206,13 +209,13 @@ class _Prioritized:
 
     def stats(self) -> dict[str, float]:
         out = {
-            "sampler/sample_seconds": self._t_sample,
-            "sampler/update_seconds": self._t_update,
-            "sampler/priority_max": self.max_priority,
+            C.SAMPLER_SAMPLE_SECONDS: self._t_sample,
+            C.SAMPLER_UPDATE_SECONDS: self._t_update,
+            self.max_priority_metric: self.max_priority,
         }
         if self._w_n:
-            out["sampler/is_weight_mean"] = self._w_sum / self._w_n
-            out["sampler/is_weight_max"] = self._w_max
+            out[C.SAMPLER_IS_WEIGHT_MEAN] = self._w_sum / self._w_n
+            out[C.SAMPLER_IS_WEIGHT_MAX] = self._w_max
         self._reset_counters()
         return out
 
@@ -303,10 +306,9 @@ class SumTreeSampler(_Prioritized):
     def _write(self, slots: np.ndarray, prios: np.ndarray, limit: int) -> None:
         self.tree.update(slots, prios, limit)
 
-    # sample() and update() below are the generic ones with the NumPy steps
-    # fused into one numba call each, called without the SumTree wrappers: at
-    # B = 32 the glue (IS weights, metrics, priorities, validation, layers of
-    # Python calls) cost more than the tree walk itself.
+    # sample() and update() below are the generic ones with the NumPy steps fused into
+    # one numba call each (SumTree.sample_weighted, SumTree.update_from_td): at B = 32
+    # the glue (IS weights, metrics, priorities, validation) cost more than the tree walk.
     def sample(self, batch_size: int, size: int, beta: float) -> SampleBatch:
         tree = self.tree
         if tree.tree[1] <= 0 or size != self.size or batch_size < 1:
@@ -315,34 +317,14 @@ class SumTreeSampler(_Prioritized):
         if self._u.size != batch_size:
             self._u = np.empty(batch_size, dtype=np.float64)
         u = self.rng.random(out=self._u)  # same stream as rng.random(batch_size)
-        idx = np.empty(batch_size, dtype=np.int64)
-        w = np.empty(batch_size, dtype=np.float32)
-        w_sum, w_max = _sample_weighted(
-            tree.tree, tree.mins, tree.cap, u, self.cfg.stratified, beta, self._weight_mode, idx, w
-        )
+        idx, w, w_sum, w_max = tree.sample_weighted(u, self.cfg.stratified, beta, self._weight_mode)
         self._record_batch(t0, w_sum, w_max, batch_size)
         return SampleBatch(idx, w)
 
     def update(self, slots: np.ndarray, td_errors: np.ndarray) -> None:
         t0 = time.perf_counter()
         slots, td = _slots_and_td(slots, td_errors)
-        tree = self.tree
-        if slots.size > tree._scratch.size:
-            tree._scratch = np.empty(slots.size, dtype=np.float64)
-        bad, p_max = _update_from_td(
-            tree.tree,
-            tree.mins,
-            tree.cap,
-            tree.track_min,
-            slots,
-            td,
-            self.cfg.alpha,
-            self.cfg.eps,
-            self.size,
-            tree._scratch,
-        )
-        if bad >= 0:  # nothing was written; the wrapper builds the message
-            tree.update_from_td(slots, td, self.cfg.alpha, self.cfg.eps, self.size)
+        p_max = self.tree.update_from_td(slots, td, self.cfg.alpha, self.cfg.eps, self.size)
         if p_max > self.max_priority:
             self.max_priority = p_max
         self._t_update += time.perf_counter() - t0
@@ -371,6 +353,7 @@ class RankSampler(_Prioritized):
     """
 
     name = "rank"
+    max_priority_metric = C.SAMPLER_RANK_KEY_MAX  # |delta|, not a proportional priority
 
     def __init__(self, cfg: SamplerConfig, capacity: int, seed: int):
         super().__init__(cfg, capacity, seed)

@@ -1,8 +1,8 @@
 """Array-backed sum tree (with an optional min tree), batched update and find.
 
 Layout: ``tree[1]`` is the root; node i has children 2i and 2i+1; the
-``cap`` leaves (cap = next power of two >= capacity) live at
-``tree[cap:2*cap]``, leaf k at ``tree[cap + k]``. ``tree[0]`` is unused.
+``n_leaves`` leaves (the next power of two >= capacity) live at
+``tree[n_leaves:2*n_leaves]``, leaf k at ``tree[n_leaves + k]``. ``tree[0]`` is unused.
 With capacity 1 the root *is* the only leaf.
 
 Invariant (checked by property tests): every internal node is recomputed
@@ -61,7 +61,7 @@ def validated_writes(
 
 
 @numba.njit(cache=True, nogil=True)
-def _update(tree, mins, cap, leaves, values, track_min):  # pragma: no cover - compiled
+def _update(tree, mins, n_leaves, leaves, values, track_min):  # pragma: no cover - compiled
     """Write leaves in order (so the last duplicate wins), then fix ancestors.
 
     A few leaves: their ancestors are recomputed level by level, once per
@@ -71,22 +71,22 @@ def _update(tree, mins, cap, leaves, values, track_min):  # pragma: no cover - c
     """
     m = leaves.size
     depth = 0
-    while (1 << depth) < cap:
+    while (1 << depth) < n_leaves:
         depth += 1
     for k in range(m):
-        node = cap + leaves[k]
+        node = n_leaves + leaves[k]
         tree[node] = values[k]
         if track_min:
             mins[node] = values[k] if values[k] > 0.0 else _INF
-    if m * depth > cap:
-        for node in range(cap - 1, 0, -1):
+    if m * depth > n_leaves:
+        for node in range(n_leaves - 1, 0, -1):
             tree[node] = tree[2 * node] + tree[2 * node + 1]
             if track_min:
                 mins[node] = min(mins[2 * node], mins[2 * node + 1])
         return
     nodes = np.empty(m, dtype=np.int64)
     for k in range(m):
-        nodes[k] = cap + leaves[k]
+        nodes[k] = n_leaves + leaves[k]
     for _ in range(depth):
         prev = -1
         for k in range(m):
@@ -101,7 +101,7 @@ def _update(tree, mins, cap, leaves, values, track_min):  # pragma: no cover - c
 
 
 @numba.njit(cache=True, nogil=True)
-def _descend(tree, cap, v, out):  # pragma: no cover - compiled
+def _descend(tree, n_leaves, v, out):  # pragma: no cover - compiled
     """For each v[k], the leaf whose interval [c_{j-1}, c_j) holds it; never a zero-priority one.
 
     Going right needs v >= left AND a positive right subtree: round-off
@@ -117,7 +117,7 @@ def _descend(tree, cap, v, out):  # pragma: no cover - compiled
     for k in range(b):
         out[k] = 1
     level = 1
-    while level < cap:
+    while level < n_leaves:
         for k in range(b):
             i = out[k]
             left = tree[2 * i]
@@ -126,7 +126,7 @@ def _descend(tree, cap, v, out):  # pragma: no cover - compiled
             out[k] = 2 * i + go
         level *= 2
     for k in range(b):
-        out[k] -= cap
+        out[k] -= n_leaves
 
 
 @numba.njit(cache=True, nogil=True)
@@ -140,31 +140,31 @@ def _points(total, u, stratified):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _find(tree, cap, values, out):  # pragma: no cover - compiled
-    _descend(tree, cap, values.copy(), out)
+def _find(tree, n_leaves, values, out):  # pragma: no cover - compiled
+    _descend(tree, n_leaves, values.copy(), out)
 
 
 @numba.njit(cache=True, nogil=True)
-def _draw(tree, cap, u, stratified, out_idx, out_prob):  # pragma: no cover - compiled
+def _draw(tree, n_leaves, u, stratified, out_idx, out_prob):  # pragma: no cover - compiled
     """Proportional draws from uniforms u in [0, 1)."""
     total = tree[1]
-    _descend(tree, cap, _points(total, u, stratified), out_idx)
+    _descend(tree, n_leaves, _points(total, u, stratified), out_idx)
     for k in range(u.size):
-        out_prob[k] = tree[cap + out_idx[k]] / total
+        out_prob[k] = tree[n_leaves + out_idx[k]] / total
 
 
 @numba.njit(cache=True, nogil=True)
-def _sample_weighted(tree, mins, cap, u, stratified, beta, weight_mode, out_idx, out_w):  # pragma: no cover
+def _sample_weighted(tree, mins, n_leaves, u, stratified, beta, weight_mode, out_idx, out_w):  # pragma: no cover
     """Draw + IS weights in one call (the fused path of SumTreeSampler.sample).
 
     weight_mode: 0 no weights (all 1), 1 divide by the batch max, 2 divide by
     the buffer max (the weight of the smallest positive leaf, from the min
-    tree). Same formulas as priorities.is_weights, which the tests compare
+    tree). Same formulas as priorities.importance_weights, which the tests compare
     against; `out_w` is float32 like the weights the agent consumes.
     Returns (sum of weights, max weight) for the episode metrics.
     """
     b = u.size
-    _descend(tree, cap, _points(tree[1], u, stratified), out_idx)
+    _descend(tree, n_leaves, _points(tree[1], u, stratified), out_idx)
     if weight_mode == 0:
         for k in range(b):
             out_w[k] = 1.0
@@ -174,12 +174,12 @@ def _sample_weighted(tree, mins, cap, u, stratified, beta, weight_mode, out_idx,
         p_min = mins[1]
     else:
         for k in range(b):
-            p_min = min(p_min, tree[cap + out_idx[k]])
+            p_min = min(p_min, tree[n_leaves + out_idx[k]])
     # (N P_i)^-beta / (N P_min)^-beta == (p_i / p_min)^-beta: N and the total cancel.
     w_sum = 0.0
     w_max = 0.0
     for k in range(b):
-        w = (tree[cap + out_idx[k]] / p_min) ** (-beta)
+        w = (tree[n_leaves + out_idx[k]] / p_min) ** (-beta)
         out_w[k] = w
         w_sum += w
         if w > w_max:
@@ -188,7 +188,7 @@ def _sample_weighted(tree, mins, cap, u, stratified, beta, weight_mode, out_idx,
 
 
 @numba.njit(cache=True, nogil=True)
-def _update_from_td(tree, mins, cap, track_min, leaves, td, alpha, eps, limit, scratch):  # pragma: no cover
+def _update_from_td(tree, mins, n_leaves, track_min, leaves, td, alpha, eps, limit, scratch):  # pragma: no cover
     """Priorities (|td| + eps)^alpha, validated, then written; returns (bad index or -1, max priority)."""
     m = leaves.size
     p_max = 0.0
@@ -201,7 +201,7 @@ def _update_from_td(tree, mins, cap, track_min, leaves, td, alpha, eps, limit, s
         scratch[k] = p
         if p > p_max:
             p_max = p
-    _update(tree, mins, cap, leaves, scratch[:m], track_min)
+    _update(tree, mins, n_leaves, leaves, scratch[:m], track_min)
     return -1, p_max
 
 
@@ -210,12 +210,12 @@ class SumTree:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
-        self.cap = 1 << max(0, (self.capacity - 1).bit_length())
-        self.depth = self.cap.bit_length() - 1
+        self.n_leaves = 1 << max(0, (self.capacity - 1).bit_length())
+        self.depth = self.n_leaves.bit_length() - 1
         self.track_min = bool(track_min)
-        self.tree = np.zeros(2 * self.cap, dtype=np.float64)
+        self.tree = np.zeros(2 * self.n_leaves, dtype=np.float64)
         # A 1-element dummy keeps the kernel signature fixed when min is off.
-        self.mins = np.full(2 * self.cap if track_min else 1, np.inf, dtype=np.float64)
+        self.mins = np.full(2 * self.n_leaves if track_min else 1, np.inf, dtype=np.float64)
         self._scratch = np.empty(256, dtype=np.float64)
 
     @property
@@ -230,7 +230,7 @@ class SumTree:
         return float(self.mins[1])
 
     def get(self, leaves: np.ndarray) -> np.ndarray:
-        return self.tree[self.cap + np.asarray(leaves, dtype=np.int64)]
+        return self.tree[self.n_leaves + np.asarray(leaves, dtype=np.int64)]
 
     def update(self, leaves: np.ndarray, values: np.ndarray, limit: int | None = None) -> None:
         """Set leaves to values; on duplicates the last write wins.
@@ -240,13 +240,13 @@ class SumTree:
         before anything is written (the kernel does not bounds-check).
         """
         leaves, values = validated_writes(leaves, values, self.capacity, limit, "leaf", "leaves")
-        _update(self.tree, self.mins, self.cap, leaves, values, self.track_min)
+        _update(self.tree, self.mins, self.n_leaves, leaves, values, self.track_min)
 
     def find(self, values: np.ndarray) -> np.ndarray:
         """Leaf index whose prefix-sum interval [c_{k-1}, c_k) holds each value."""
         values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
         out = np.empty(values.size, dtype=np.int64)
-        _find(self.tree, self.cap, values, out)
+        _find(self.tree, self.n_leaves, values, out)
         return out
 
     def draw(self, u: np.ndarray, stratified: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -256,18 +256,21 @@ class SumTree:
         u = np.ascontiguousarray(u, dtype=np.float64)
         idx = np.empty(u.size, dtype=np.int64)
         prob = np.empty(u.size, dtype=np.float64)
-        _draw(self.tree, self.cap, u, bool(stratified), idx, prob)
+        _draw(self.tree, self.n_leaves, u, bool(stratified), idx, prob)
         return idx, prob
 
     def sample_weighted(self, u: np.ndarray, stratified: bool, beta: float, weight_mode: int):
-        """(leaves, float32 weights, weight sum, weight max) for uniforms u; the root must be > 0."""
+        """(leaves, float32 weights, weight sum, weight max) for uniforms u; the root must be > 0.
+
+        Draw and IS weights in one compiled call: the fast path of SumTreeSampler.sample.
+        """
         if not self.tree[1] > 0:
             raise ValueError("cannot draw from a sum tree whose total priority is 0")
         if weight_mode == 2 and not self.track_min:
             raise RuntimeError("buffer-normalised weights need SumTree(track_min=True)")
         idx = np.empty(u.size, dtype=np.int64)
         w = np.empty(u.size, dtype=np.float32)
-        w_sum, w_max = _sample_weighted(self.tree, self.mins, self.cap, u, stratified, beta, weight_mode, idx, w)
+        w_sum, w_max = _sample_weighted(self.tree, self.mins, self.n_leaves, u, stratified, beta, weight_mode, idx, w)
         return idx, w, w_sum, w_max
 
     def update_from_td(self, leaves: np.ndarray, td: np.ndarray, alpha: float, eps: float, limit: int) -> float:
@@ -275,7 +278,7 @@ class SumTree:
         if leaves.size > self._scratch.size:
             self._scratch = np.empty(leaves.size, dtype=np.float64)
         bad, p_max = _update_from_td(
-            self.tree, self.mins, self.cap, self.track_min, leaves, td, alpha, eps, limit, self._scratch
+            self.tree, self.mins, self.n_leaves, self.track_min, leaves, td, alpha, eps, limit, self._scratch
         )
         if bad >= 0:
             leaf = int(leaves[bad])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from per_exp import contract as C
 from per_exp.config import Config
 from per_exp.engine.agent import DDQNAgent
 from per_exp.engine.envs import env_dims, make_env, shaped_reward, stored_terminal
@@ -151,10 +152,11 @@ class Trainer:
     # ------------------------------------------------------------------
     def _learn(self) -> tuple[float, float]:
         cfg, t = self.cfg, self.timings
-        use_uniform = (not self.prioritized) or self.episode < cfg.warmup_episodes
+        # a prioritized run replays uniformly during its warm-up episodes (the seed's first 30)
+        in_warmup = self.prioritized and self.episode < cfg.warmup_episodes
         beta = beta_at(self.updates, cfg.sampler.beta0, cfg.sampler.beta_horizon)
         t0 = time.perf_counter()
-        sampler = self.warmup_sampler if use_uniform and self.prioritized else self.sampler
+        sampler = self.warmup_sampler if in_warmup else self.sampler
         sb = sampler.sample(cfg.batch_size, self.buffer.size, beta)
         batch = self.buffer.gather(sb.indices)
         t1 = time.perf_counter()
@@ -217,16 +219,16 @@ class Trainer:
         self._end_of_episode()
         wall = time.perf_counter() - t_start
         m = {
-            "episode/steps": float(length),
-            "episode/return": ep_return,
-            "episode/epsilon": eps,
-            "train/beta": beta_at(self.updates, cfg.sampler.beta0, cfg.sampler.beta_horizon),
-            "train/updates": float(self.updates),
-            "perf/sps": length / wall if wall > 0 else 0.0,
+            C.EPISODE_STEPS: float(length),
+            C.EPISODE_RETURN: ep_return,
+            C.EPISODE_EPSILON: eps,
+            C.TRAIN_BETA: beta_at(self.updates, cfg.sampler.beta0, cfg.sampler.beta_horizon),
+            C.TRAIN_UPDATES: float(self.updates),
+            C.PERF_SPS: length / wall if wall > 0 else 0.0,
         }
         if losses:
-            m["train/loss"] = float(np.mean(losses))
-            m["train/td_abs_mean"] = float(np.mean(tds))
+            m[C.TRAIN_LOSS] = float(np.mean(losses))
+            m[C.TRAIN_TD_ABS_MEAN] = float(np.mean(tds))
         m.update(self.sampler.stats())
         return m
 
@@ -240,7 +242,7 @@ class Trainer:
             if self.episode == cfg.fail_at_episode:
                 raise RuntimeError(f"fail_at_episode={cfg.fail_at_episode}: failing on purpose (test hook)")
             m = self.run_episode()
-            length = int(m["episode/steps"])
+            length = int(m[C.EPISODE_STEPS])
             s.episode_lengths.append(length)
             recent.append(length)
             self.consecutive = self.consecutive + 1 if length >= cfg.solve.min_length else 0
@@ -254,8 +256,8 @@ class Trainer:
                     self.episode,
                     length,
                     float(np.mean(recent)),
-                    m["episode/epsilon"],
-                    f"{m['train/loss']:.4f}" if "train/loss" in m else "  -   ",
+                    m[C.EPISODE_EPSILON],
+                    f"{m[C.TRAIN_LOSS]:.4f}" if C.TRAIN_LOSS in m else "  -   ",
                     self.total_steps / max(time.perf_counter() - t_start, 1e-9),
                 )
             self.episode += 1

@@ -23,15 +23,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from per_exp import contract as C
+
 EXPERIMENT = "per-cartpole-test"
 PER_EPISODE = [
-    "episode/steps",
-    "episode/return",
-    "episode/epsilon",
-    "train/loss",
-    "train/td_abs_mean",
-    "train/beta",
-    "perf/sps",
+    C.EPISODE_STEPS,
+    C.EPISODE_RETURN,
+    C.EPISODE_EPSILON,
+    C.TRAIN_LOSS,
+    C.TRAIN_TD_ABS_MEAN,
+    C.TRAIN_BETA,
+    C.PERF_SPS,
 ]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,16 +81,16 @@ def log_job(
 
     name = f"{params['sampler.name']}-{params['network.name']}-s{params['seed']}"
     tags = {
-        "per_exp.role": "job",
-        "git.commit": "0" * 40,
-        "git.dirty": "false",
-        "hydra.overrides": json.dumps([f"seed={params['seed']}"]),
+        C.TAG_ROLE: C.ROLE_JOB,
+        C.TAG_GIT_COMMIT: "0" * 40,
+        C.TAG_GIT_DIRTY: "false",
+        C.TAG_OVERRIDES: json.dumps([f"seed={params['seed']}"]),
     }
     h = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    tags["config_hash"] = h
+    tags[C.TAG_CONFIG_HASH] = h
     if parent_id:
-        tags["mlflow.parentRunId"] = parent_id
-        tags["per_exp.sweep_id"] = parent_id
+        tags[C.TAG_PARENT] = parent_id
+        tags[C.TAG_SWEEP_ID] = parent_id
     run = client.create_run(eid, run_name=name, tags=tags)
     rid = run.info.run_id
     ts = int(time.time() * 1000)
@@ -96,35 +98,35 @@ def log_job(
     for i in range(0, len(plist), 100):
         client.log_batch(rid, params=plist[i : i + 100])
     n = len(lengths)
-    table = pd.DataFrame({"episode": np.arange(n)})
-    table["episode/steps"] = lengths
-    table["episode/return"] = [1.0 if x >= 196 else -1.0 for x in lengths]
-    table["episode/epsilon"] = 0.5 / (np.arange(n) + 1)
-    table["train/loss"] = np.linspace(1, 0.1, n)
-    table["train/td_abs_mean"] = np.linspace(2, 0.2, n)
-    table["train/beta"] = np.linspace(0.4, 1.0, n)
-    table["perf/sps"] = 1000.0 + np.arange(n)
+    table = pd.DataFrame({C.EPISODE_COLUMN: np.arange(n)})
+    table[C.EPISODE_STEPS] = lengths
+    table[C.EPISODE_RETURN] = [1.0 if x >= 196 else -1.0 for x in lengths]
+    table[C.EPISODE_EPSILON] = 0.5 / (np.arange(n) + 1)
+    table[C.TRAIN_LOSS] = np.linspace(1, 0.1, n)
+    table[C.TRAIN_TD_ABS_MEAN] = np.linspace(2, 0.2, n)
+    table[C.TRAIN_BETA] = np.linspace(0.4, 1.0, n)
+    table[C.PERF_SPS] = 1000.0 + np.arange(n)
     if metrics:
         ms = [Metric(k, float(table.at[i, k]), ts, int(i)) for i in range(n) for k in PER_EPISODE]
         for i in range(0, len(ms), 1000):
             client.log_batch(rid, metrics=ms[i : i + 1000])
     total = int(np.sum(lengths))
     summary = {
-        "solved": 1.0 if solved_ep is not None else 0.0,
-        "episodes": float(n),
-        "total_env_steps": float(total),
-        "wall_seconds": total / 1000.0,
-        "sps": 1000.0,
+        C.SOLVED: 1.0 if solved_ep is not None else 0.0,
+        C.EPISODES: float(n),
+        C.TOTAL_ENV_STEPS: float(total),
+        C.WALL_SECONDS: total / 1000.0,
+        C.SPS: 1000.0,
     }
     if solved_ep is not None:
-        summary["solved_episode"] = float(solved_ep)
+        summary[C.SOLVED_EPISODE] = float(solved_ep)
     if status == "FINISHED" or metrics:
         client.log_batch(rid, metrics=[Metric(k, v, ts, 0) for k, v in summary.items()])
     if csv:
         d = (tmp or Path(".")) / f"csv-{rid}"
         d.mkdir(parents=True, exist_ok=True)
-        table.to_csv(d / "episodes.csv", index=False)
-        client.log_artifact(rid, str(d / "episodes.csv"))
+        table.to_csv(d / C.ARTIFACT_EPISODES, index=False)
+        client.log_artifact(rid, str(d / C.ARTIFACT_EPISODES))
     client.set_terminated(rid, status=status)
     return rid, table
 
@@ -158,7 +160,7 @@ def build_store(
 ):
     """A sweep store. ``unsolved_seed``: that seed of the first sampler never solves."""
     uri, client, eid = new_store(tmp, experiment)
-    parent = client.create_run(eid, run_name="sweep-test", tags={"per_exp.role": "sweep"})
+    parent = client.create_run(eid, run_name="sweep-test", tags={C.TAG_ROLE: C.ROLE_SWEEP})
     pid = parent.info.run_id
     rng = np.random.default_rng(0)
     jobs = {}

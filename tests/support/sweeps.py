@@ -11,19 +11,18 @@ from __future__ import annotations
 import math
 import os
 import socket
-import sys
 import textwrap
 from pathlib import Path
 
+from per_exp import contract as C
 from tests.support.cli import run_cli
 
 # Tiny jobs: the point is the plumbing, not the learning.
 TINY = ["max_episodes=4", "capacity=500", "sampler=uniform"]
-# Per-episode keys that depend on the clock, not on the computation.
-CLOCK_KEYS = ("perf/sps",)
 
 _HOOK = """
 import os
+from per_exp import contract as C
 
 _spec = os.environ.get("PER_EXP_TEST_SIGNAL")
 if _spec:
@@ -70,8 +69,8 @@ def all_runs(uri: str) -> list:
 
 def jobs_and_parents(uri: str) -> tuple[list, list]:
     runs = all_runs(uri)
-    jobs = [r for r in runs if r.data.tags.get("per_exp.role") == "job"]
-    parents = [r for r in runs if r.data.tags.get("per_exp.role") == "sweep"]
+    jobs = [r for r in runs if r.data.tags.get(C.TAG_ROLE) == C.ROLE_JOB]
+    parents = [r for r in runs if r.data.tags.get(C.TAG_ROLE) == C.ROLE_SWEEP]
     return jobs, parents
 
 
@@ -96,6 +95,3 @@ def same_series(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
 
 def out(r) -> str:
     return (r.stdout or "") + (r.stderr or "")
-
-
-PY = sys.executable

@@ -1,0 +1,245 @@
+"""The run contract: what a per_exp run is in MLflow, written by the trainer side and read by analysis.
+
+Every tag name, metric key, artifact name and param key that crosses the
+store is declared here once; the trainer, the job, the sweep manager,
+`analysis/` and the tests import them (no string literal of one anywhere
+else). So are the two rules that both sides apply to a store: where it is
+(`resolve_tracking_uri`) and how to list its runs (`search_runs`). The
+sweep file, which the sweep manager writes and each job reads, is the typed
+and versioned `SweepFile`.
+
+This module is data plus three small functions, standard library only:
+`analysis/` may import it (and nothing else of per_exp).
+
+Metrics
+-------
+Per episode, logged at ``step = episode`` and kept in the ``episodes.csv``
+artifact (one row per episode, column ``episode``):
+
+====================================  =========================================================
+``episode/steps``                     episode length (the learning curve)
+``episode/return``                    sum of the (shaped) rewards
+``episode/epsilon``                   exploration rate used
+``train/beta``                        IS exponent at the episode's end
+``train/updates``                     gradient updates so far
+``train/loss``                        mean loss of the episode's updates (absent: no update)
+``train/td_abs_mean``                 mean |TD error| of those updates (absent: no update)
+``perf/sps``                          env steps per second of wall time in the episode
+``sampler/sample_seconds``            time spent drawing batches in the episode
+``sampler/update_seconds``            time spent writing priorities in the episode
+``sampler/priority_max``              proportional samplers (linear_scan, sumtree): the largest
+                                      priority ever written, (|delta| + eps) ** alpha, which
+                                      new transitions get with ``new_priority=max``
+``sampler/rank_key_max``              rank sampler: the largest |delta| ever written (its sort
+                                      key; new transitions get it with ``new_priority=max``).
+                                      Runs made before this key existed logged it as
+                                      ``sampler/priority_max``.
+``sampler/is_weight_mean``, ``_max``  prioritized samplers: IS weights of the episode's batches
+====================================  =========================================================
+
+Summary, logged once at step 0 when the run finishes: ``solved`` (1/0),
+``solved_episode`` (only when solved), ``episodes``, ``total_env_steps``,
+``updates``, ``wall_seconds``, ``sps`` and ``time/<part>_seconds`` for each
+part of the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from per_exp import credentials
+
+# --------------------------------------------------------------------------- tags
+TAG_ROLE = "per_exp.role"  # ROLE_JOB or ROLE_SWEEP
+ROLE_JOB = "job"
+ROLE_SWEEP = "sweep"
+TAG_PARENT = "mlflow.parentRunId"  # MLflow's own: groups a sweep's jobs under its parent run in the UI
+TAG_SWEEP_ID = "per_exp.sweep_id"  # a job's sweep (the parent run id)
+TAG_CONFIG_HASH = "config_hash"  # a job's identity (per_exp.config.config_hash)
+TAG_SWEEP_HASH = "per_exp.sweep_hash"  # a sweep's identity: the set of its jobs' config hashes
+TAG_RESUMES = "per_exp.resumes"  # how many times a job run was continued after a stop
+TAG_RESUMED_FROM = "per_exp.resumed_from_episode"  # the episode the last continuation started at
+TAG_HOST = "per_exp.host"  # the host and pid of the process holding a RUNNING job run
+TAG_PID = "per_exp.pid"
+TAG_LAUNCHES = "per_exp.launches"  # how many times a sweep was launched (re-launching resumes it)
+TAG_SWEEP_DIR = "per_exp.sweep_dir"  # a sweep's Hydra folder, on the launching machine
+TAG_N_JOBS = "per_exp.n_jobs"  # jobs in a sweep
+TAG_ERROR = "error"  # why a run FAILED or was KILLED (its last attempt)
+TAG_OVERRIDES = "hydra.overrides"  # a job's command-line overrides
+TAG_GIT_COMMIT = "git.commit"
+TAG_GIT_DIRTY = "git.dirty"
+TAG_VERSION_PREFIX = "versions."  # versions.<package>
+
+# --------------------------------------------------------------------------- metrics, per episode
+EPISODE_STEPS = "episode/steps"
+EPISODE_RETURN = "episode/return"
+EPISODE_EPSILON = "episode/epsilon"
+TRAIN_BETA = "train/beta"
+TRAIN_UPDATES = "train/updates"
+TRAIN_LOSS = "train/loss"
+TRAIN_TD_ABS_MEAN = "train/td_abs_mean"
+PERF_SPS = "perf/sps"
+SAMPLER_SAMPLE_SECONDS = "sampler/sample_seconds"
+SAMPLER_UPDATE_SECONDS = "sampler/update_seconds"
+SAMPLER_PRIORITY_MAX = "sampler/priority_max"
+SAMPLER_RANK_KEY_MAX = "sampler/rank_key_max"
+SAMPLER_IS_WEIGHT_MEAN = "sampler/is_weight_mean"
+SAMPLER_IS_WEIGHT_MAX = "sampler/is_weight_max"
+#: the learning curve: a run without this series cannot be analysed
+CURVE_METRIC = EPISODE_STEPS
+#: per-episode metrics whose values depend on the clock, not on the computation
+CLOCK_METRICS = (PERF_SPS, SAMPLER_SAMPLE_SECONDS, SAMPLER_UPDATE_SECONDS)
+
+# --------------------------------------------------------------------------- metrics, summary (step 0)
+SOLVED = "solved"
+SOLVED_EPISODE = "solved_episode"
+EPISODES = "episodes"
+TOTAL_ENV_STEPS = "total_env_steps"
+UPDATES = "updates"
+WALL_SECONDS = "wall_seconds"
+SPS = "sps"
+
+
+def time_metric(part: str) -> str:
+    """Summary metric of the seconds spent in one part of the loop (act, env, sample, update...)."""
+    return f"time/{part}_seconds"
+
+
+# --------------------------------------------------------------------------- artifacts
+ARTIFACT_CONFIG = "config.yaml"  # the resolved config
+ARTIFACT_EPISODES = "episodes.csv"  # the episode table: EPISODE_COLUMN, then one column per metric
+EPISODE_COLUMN = "episode"
+ARTIFACT_HYDRA_DIR = "hydra"  # Hydra's .hydra/ folder of the job
+ARTIFACT_MODEL_DIR = "model"  # holds MODEL_FILE, the online network's state_dict
+MODEL_FILE = "model.pt"
+ARTIFACT_ERROR = "error.txt"  # the traceback of a failed run
+ARTIFACT_REPORT_DIR = "report"  # analysis.report's output, on the sweep's parent run
+
+# --------------------------------------------------------------------------- params read by analysis
+# Params are the run's config flattened with dotted keys (per_exp.config.science_params);
+# these are the ones analysis/ reads by name.
+PARAM_SEED = "seed"
+PARAM_MAX_EPISODES = "max_episodes"
+PARAM_SUCCESS_LENGTH = "env.success_length"
+
+# --------------------------------------------------------------------------- the store
+DEFAULT_STORE = "sqlite:///mlflow.db"  # MLflow's own default: a SQLite file in the launch folder
+_SQLITE = "sqlite:///"
+
+
+def resolve_tracking_uri(uri: str | None = None, key: str = "tracking.uri") -> str:
+    """The store: `uri` if given, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.
+
+    A relative SQLite path is made absolute, so that workers started in another
+    folder (joblib, submitit) and the analysis see the same file. A URI with a
+    secret in it is refused (ConfigError naming `key`, or MLFLOW_TRACKING_URI
+    when the value came from there): it would be written to config.yaml, tags,
+    logs and reports.
+    """
+    if uri:
+        credentials.check_uri(key, uri)
+    else:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE
+        credentials.check_uri("MLFLOW_TRACKING_URI", uri)
+    if uri.startswith(_SQLITE) and not uri.startswith(_SQLITE + "/"):
+        path = uri[len(_SQLITE) :]
+        if not os.path.isabs(path):
+            uri = _SQLITE + str(Path(path).resolve())
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a SQLite store URI, None for any other store."""
+    return Path(uri[len(_SQLITE) :]) if uri.startswith(_SQLITE) else None
+
+
+def search_runs(client: Any, experiment_id: str, filter_string: str = "", order_by: Sequence[str] = ()) -> list:
+    """Every live run of the experiment matching `filter_string`, following MLflow's pages."""
+    from mlflow.entities import ViewType
+
+    out: list = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            order_by=list(order_by) or None,
+            page_token=token,
+        )
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def tag_equals(tag: str, value: str) -> str:
+    """An MLflow filter clause: the run's `tag` is `value`."""
+    return f"tags.`{tag}` = '{value}'"
+
+
+# --------------------------------------------------------------------------- the sweep file
+SWEEP_FILE_NAME = ".per_exp_sweep.json"
+
+
+class SweepFileError(ValueError):
+    """A sweep file this version of per_exp cannot read."""
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    overrides: str  # the overrides that set this job apart from the sweep's others
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class SweepFile:
+    """What the sweep manager sets up for a multirun, in `<sweep dir>/.per_exp_sweep.json`.
+
+    Written once on the launching machine before any job starts; each job
+    reads it to attach to the same store, experiment and parent run.
+    """
+
+    VERSION = 2  # 1: the untyped dict before issue 10 (no "version" key)
+
+    uri: str  # the resolved tracking URI
+    experiment_id: str
+    parent_run_id: str
+    checkpoint_root: str  # resolved on the launching machine
+    jobs: tuple[SweepJob, ...] = field(default_factory=tuple)
+
+    @property
+    def n_jobs(self) -> int:
+        return len(self.jobs)
+
+    @staticmethod
+    def path(sweep_dir: str | Path) -> Path:
+        return Path(sweep_dir) / SWEEP_FILE_NAME
+
+    def write(self, sweep_dir: str | Path) -> Path:
+        p = self.path(sweep_dir)
+        p.write_text(json.dumps({"version": self.VERSION, **asdict(self)}, indent=2))
+        return p
+
+    @classmethod
+    def read(cls, sweep_dir: str | Path) -> SweepFile | None:
+        """The sweep file in `sweep_dir`, None if there is none; SweepFileError if it is of another version."""
+        p = cls.path(sweep_dir)
+        if not p.exists():
+            return None
+        data = json.loads(p.read_text())
+        version = data.pop("version", 1)
+        if version != cls.VERSION:
+            raise SweepFileError(
+                f"sweep file {p} has version {version}, this per_exp reads version {cls.VERSION}: "
+                "it was written by another per_exp; re-launch the sweep with this one (jobs already "
+                "FINISHED are skipped, others resume)"
+            )
+        jobs = tuple(SweepJob(**j) for j in data.pop("jobs"))
+        return cls(jobs=jobs, **data)

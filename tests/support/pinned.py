@@ -1,0 +1,77 @@
+"""Behaviour recorded before the issue-10 refactor: episode lengths and config hashes.
+
+Every number below was RECORDED on the untouched code at commit
+0ca87329ca3ee882f155c278a5e305c1e888cbc9 (main, 2026-11-25), before any module
+moved or any name changed, by running the real Trainer on real CartPole with
+tracking off and hashing real Hydra compositions. They are literals on purpose.
+Used by tests/test_pinned_behaviour.py and tests/test_config_hash.py.
+"""
+
+# name -> (overrides, episodes, lengths). Seeds and switches cover every sampler,
+# both networks, both envs, both update backends and the step-based schedules.
+# A recorded table, kept as recorded (the formatter would put one number a line).
+# fmt: off
+PINNED_LENGTHS = {
+    "default": ([], 60, [
+        8, 12, 10, 10, 9, 11, 11, 10, 10, 13, 13, 12, 17, 15, 15, 13, 15, 16, 15, 21, 16, 16, 17, 16, 16, 16, 13, 15,
+        15, 15, 18, 18, 18, 18, 31, 36, 31, 11, 10, 9, 9, 10, 10, 8, 8, 10, 9, 10, 8, 8, 9, 8, 10, 10, 8, 11, 10, 9,
+        10, 9]),
+    "uniform": (["sampler=uniform"], 60, [
+        8, 12, 10, 10, 9, 11, 11, 10, 10, 13, 13, 11, 15, 13, 13, 13, 15, 17, 16, 19, 15, 18, 19, 20, 20, 18, 16, 18,
+        26, 26, 30, 34, 39, 24, 26, 9, 38, 34, 10, 11, 60, 48, 14, 8, 8, 10, 9, 44, 8, 8, 9, 8, 10, 41, 47, 11, 10, 9,
+        29, 9]),
+    "rank": (["sampler=rank"], 60, [
+        8, 12, 10, 10, 9, 11, 11, 10, 10, 13, 13, 12, 15, 14, 13, 13, 15, 18, 16, 22, 19, 26, 64, 8, 8, 9, 51, 41, 42,
+        9, 8, 9, 9, 10, 8, 9, 10, 11, 10, 9, 9, 10, 10, 8, 8, 10, 9, 10, 8, 8, 9, 8, 10, 10, 8, 11, 10, 9, 10, 9]),
+    "linear_scan": (["sampler=linear_scan", "seed=6"], 60, [
+        12, 12, 8, 11, 10, 16, 9, 10, 9, 10, 8, 8, 8, 8, 13, 15, 13, 25, 24, 17, 23, 18, 12, 16, 12, 11, 11, 12, 10,
+        12, 11, 17, 10, 14, 15, 15, 13, 11, 12, 14, 14, 20, 29, 19, 20, 15, 13, 13, 15, 15, 22, 16, 25, 32, 21, 39, 12,
+        32, 32, 18]),
+    "seed_notebook": (["experiment=seed_notebook"], 70, [
+        8, 12, 10, 10, 9, 11, 11, 10, 10, 13, 13, 12, 17, 15, 16, 13, 15, 17, 16, 19, 17, 18, 20, 19, 20, 20, 17, 19,
+        21, 25, 27, 25, 27, 26, 76, 36, 28, 22, 19, 9, 58, 32, 56, 75, 33, 38, 22, 29, 47, 26, 9, 8, 10, 10, 8, 11, 10,
+        9, 27, 23, 45, 23, 20, 23, 42, 46, 34, 45, 33, 30]),
+    "mlp": (["network=mlp"], 60, [
+        8, 12, 10, 10, 9, 11, 11, 10, 10, 11, 12, 10, 12, 10, 9, 9, 10, 11, 11, 12, 11, 12, 13, 14, 14, 16, 15, 16, 20,
+        24, 31, 20, 20, 20, 31, 76, 10, 11, 10, 9, 9, 10, 10, 8, 8, 25, 9, 10, 8, 8, 9, 8, 10, 10, 8, 11, 10, 9, 10,
+        9]),
+    "cartpole_v1": (["env=cartpole_v1", "seed=2"], 50, [
+        12, 12, 11, 13, 13, 12, 16, 24, 23, 30, 34, 39, 31, 34, 27, 23, 30, 21, 21, 20, 17, 30, 20, 47, 62, 47, 51, 31,
+        71, 34, 40, 72, 29, 32, 34, 82, 36, 67, 43, 43, 54, 93, 69, 214, 159, 175, 326, 208, 273, 411]),
+    "torch_backend": (["update_backend=torch", "seed=1"], 40, [
+        18, 9, 9, 12, 12, 9, 9, 9, 9, 10, 9, 9, 10, 12, 9, 10, 12, 12, 11, 10, 11, 11, 13, 15, 15, 11, 12, 14, 12, 12,
+        12, 14, 14, 11, 12, 15, 15, 15, 39, 36]),
+    "buffer_norm_iid": (["sampler.weight_norm=buffer", "sampler.stratified=false", "seed=4"], 60, [
+        9, 9, 12, 8, 10, 10, 10, 9, 11, 10, 12, 11, 9, 9, 8, 8, 10, 10, 10, 9, 10, 9, 10, 9, 8, 9, 10, 10, 9, 9, 9, 9,
+        8, 9, 10, 10, 9, 10, 9, 11, 9, 11, 10, 13, 10, 10, 14, 12, 12, 15, 17, 15, 26, 40, 9, 10, 11, 18, 37, 27]),
+    "steps_schedules": ([
+        "epsilon.schedule=linear_steps", "epsilon.decay_steps=2000", "target_sync.unit=steps",
+        "target_sync.every=100", "env.reward=env", "train_every=2", "seed=5"], 50, [
+        24, 12, 34, 11, 21, 24, 18, 17, 10, 29, 16, 27, 37, 14, 18, 32, 32, 29, 17, 10, 11, 28, 18, 13, 11, 31, 14, 30,
+        12, 10, 14, 23, 14, 15, 16, 17, 37, 17, 12, 14, 35, 29, 11, 9, 15, 9, 12, 12, 9, 15]),
+}
+# fmt: on
+
+# overrides -> config_hash of the composed config (the MLflow `config_hash` tag of existing runs)
+PINNED_HASHES = [
+    ([], "a41b2a8f9f64135d"),
+    (["sampler=uniform"], "77c8a6280f743926"),
+    (["sampler=rank"], "d0f71fa9f5a5d132"),
+    (["experiment=seed_notebook"], "ea732e03539741ef"),
+    (["experiment=seed_notebook", "sampler=uniform"], "73091f1465b4cea8"),
+    (["env=cartpole_v1"], "c09a77ca8bfbb9cd"),
+    (["network=mlp", "seed=3"], "99c381da31db26dd"),
+    # bookkeeping keys stay out of the hash
+    (["max_episodes=20", "sampler=uniform"], "eee06726f9b998d8"),
+    (
+        [
+            "max_episodes=20",
+            "sampler=uniform",
+            "tracking.flush_every_episodes=5",
+            "checkpoint.every_episodes=0",
+            "log_every_episodes=1",
+            "rerun=true",
+        ],
+        "eee06726f9b998d8",
+    ),
+]
