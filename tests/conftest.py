@@ -1,4 +1,5 @@
-"""Pytest fixtures (the only place they are defined): real MLflow stores in temp folders.
+"""Pytest fixtures (the only place they are defined): real MLflow stores in temp folders, and
+real services (a one-node Slurm cluster, PostgreSQL, `mlflow server`: tests/support/services.py).
 
 Plain helpers (compose a config, run the CLI, build a store run by run) are
 in `tests/support/` and imported by name.
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import services
 from tests.support.auth_server import TEST_PASSWORD, TEST_USER, auth_server
 from tests.support.stores import build_store, run_real_sweep
 
@@ -47,3 +49,27 @@ def auth_tls_server(tmp_path_factory):
     with auth_server(tmp_path_factory.mktemp("auth_server"), tls=True) as s:
         s.add_user(TEST_USER, TEST_PASSWORD)
         yield s
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node Slurm cluster (partitions `main`, default, and `low`, preempted by `main`)."""
+    with services.slurm_cluster_for_session() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster on 127.0.0.1 with a `mlflow` role; `.new_database()` gives a fresh one."""
+    with services.postgres_for_session() as pg:
+        yield pg
+
+
+@pytest.fixture
+def mlflow_server(request, tmp_path: Path):
+    """Factory: `mlflow_server(backend="sqlite"|"postgresql", auth=False, workers=1)` -> a running server.
+
+    Every server it started is stopped when the test ends.
+    """
+    with services.mlflow_server_factory(tmp_path, lambda: request.getfixturevalue("postgres")) as factory:
+        yield factory

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from per_exp import contract as C
-from tests.support.sweeps import TINY, free_port, histories, jobs_and_parents, out, sweep
+from tests.support.sweeps import TINY, histories, jobs_and_parents, out, sweep
 
 # Each test starts a launcher (or a server) and a real sweep: tens of seconds.
 pytestmark = pytest.mark.slow
@@ -65,59 +59,12 @@ def test_ray_local_instance_sweep(tmp_path: Path):
     _assert_two_finished(uri)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"mlflow server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"mlflow server at {url} not healthy after {timeout} s")
-
-
-def test_sweep_against_an_http_tracking_server(tmp_path: Path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 's.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "art"),
-        ],
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        _wait_healthy(url, server)
-        r = sweep([*TWO, f"tracking.uri={url}"], tmp_path)  # jobs in this process: the server is the point
-        assert r.returncode == 0, out(r)[-4000:]
-        assert "2/2 jobs FINISHED" in r.stderr
-        _assert_two_finished(url)
-        assert not (tmp_path / "mlflow.db").exists()  # everything went through the server
-        assert any((tmp_path / "art").rglob(C.ARTIFACT_EPISODES))  # artifacts too
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+def test_sweep_against_an_http_tracking_server(tmp_path: Path, mlflow_server):
+    server = mlflow_server(backend="sqlite")
+    url = server.url
+    r = sweep([*TWO, f"tracking.uri={url}"], tmp_path)  # jobs in this process: the server is the point
+    assert r.returncode == 0, out(r)[-4000:]
+    assert "2/2 jobs FINISHED" in r.stderr
+    _assert_two_finished(url)
+    assert not (tmp_path / "mlflow.db").exists()  # everything went through the server
+    assert any(server.artifacts.rglob(C.ARTIFACT_EPISODES))  # artifacts too
