@@ -66,6 +66,10 @@ TAG_RESUMES = "per_exp.resumes"  # how many times a job run was continued after 
 TAG_RESUMED_FROM = "per_exp.resumed_from_episode"  # the episode the last continuation started at
 TAG_HOST = "per_exp.host"  # the host and pid of the process holding a RUNNING job run
 TAG_PID = "per_exp.pid"
+# under Slurm: the job id (`<array id>_<task>`, kept across requeues) and Slurm's restart count;
+# a run continued by its requeued job keeps the id and shows a higher count (per_exp.slurm)
+TAG_SLURM_JOB_ID = "per_exp.slurm_job_id"
+TAG_SLURM_RESTARTS = "per_exp.slurm_restarts"
 TAG_LAUNCHES = "per_exp.launches"  # how many times a sweep was launched (re-launching resumes it)
 TAG_SWEEP_DIR = "per_exp.sweep_dir"  # a sweep's Hydra folder, on the launching machine
 TAG_N_JOBS = "per_exp.n_jobs"  # jobs in a sweep

@@ -15,8 +15,6 @@ import os
 import signal
 import socket
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,16 +23,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import checkpoint, config, credentials, resume, tracking
+from per_exp import checkpoint, config, credentials, resume, slurm, tracking
 from per_exp import contract as C
 from per_exp.config import Config, ConfigError, validate
 from per_exp.engine.trainer import Summary, Trainer
+from per_exp.signals import StopSignals
 
 log = logging.getLogger("per_exp")
-
-
-class JobTerminated(KeyboardInterrupt):
-    """SIGTERM (Slurm preemption, `kill`, a launcher shutting down): handled like Ctrl-C, run KILLED."""
 
 
 @dataclass(frozen=True)
@@ -98,12 +93,18 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         log.info("skipping %s: %s (rerun=true runs it again)", job.name, plan.reason)
         return {"run_id": plan.run_id, "skipped": True}
     run = _open_or_attach(conf, resolved, job, place, plan)
+    stops = StopSignals()  # SIGTERM/SIGUSR2: stop at the next episode boundary, after a checkpoint
     try:
-        with _sigterm_as_interrupt():
-            trainer, summary = _train(conf, job, place, plan, run)
+        with stops:
+            trainer, summary = _train(conf, job, place, plan, run, stops)
         _finish(conf, resolved, job, place, run, trainer, summary)
     except BaseException as e:
-        _fail(job, run, e)
+        cause = slurm.why_stopped() if stops.signum == signal.SIGTERM else None
+        _fail(job, run, e, stops, cause)
+        # Only now that the run is closed may the job come back (and resume it).
+        if cause is not None and cause.requeue:
+            slurm.requeue_self()
+        stops.hand_on()  # SIGUSR2 under submitit: its handler requeues and exits
         raise
     return {"run_id": run.run_id, "solved_episode": summary.solved_episode, "episodes": summary.episodes}
 
@@ -152,6 +153,8 @@ def _job_tags(job: HydraJob) -> dict[str, str]:
         # which process holds a RUNNING run, to tell a live job from a dead one
         C.TAG_HOST: socket.gethostname(),
         C.TAG_PID: str(os.getpid()),
+        # under Slurm: the job id (kept across requeues) and its restart count
+        **slurm.run_tags(),
         **tracking.git_tags(),
         **tracking.version_tags(),
     }
@@ -191,7 +194,7 @@ def _open_or_attach(
 
 
 def _train(
-    conf: Config, job: HydraJob, place: RunPlace, plan: resume.Plan, run: tracking.RunLogger
+    conf: Config, job: HydraJob, place: RunPlace, plan: resume.Plan, run: tracking.RunLogger, stops: StopSignals
 ) -> tuple[Trainer, Summary]:
     """Train to the end, from the checkpoint if the plan has one, saving checkpoints on the way."""
 
@@ -209,7 +212,9 @@ def _train(
             },
         )
 
-    trainer = Trainer(conf, sink=run.log_episode, run_label=job.name, on_checkpoint=save_checkpoint)
+    trainer = Trainer(
+        conf, sink=run.log_episode, run_label=job.name, on_checkpoint=save_checkpoint, should_stop=stops.requested
+    )
     if plan.state is not None:
         trainer.load_state_dict(plan.state["trainer"])
         run.rows = list(plan.state["rows"])
@@ -260,20 +265,25 @@ def _finish(
         checkpoint.remove(place.checkpoint_path)
 
 
-def _fail(job: HydraJob, run: tracking.RunLogger, e: BaseException) -> None:
-    """End the run KILLED (interrupt, SIGTERM) or FAILED, keeping what it logged and saying why.
+def _fail(
+    job: HydraJob, run: tracking.RunLogger, e: BaseException, stops: StopSignals, cause: slurm.StopCause | None
+) -> None:
+    """End the run KILLED (interrupt, stop signal) or FAILED, keeping what it logged and saying why.
 
-    The checkpoint stays: re-launching the command resumes this run from it.
+    The checkpoint stays: re-launching the command (or a requeued Slurm job) resumes this run from it.
     """
     status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+    error = f"{type(e).__name__}: {e}"
+    if stops.signum is not None:
+        error = f"stopped by {stops.name}" + (f": {cause.description}" if cause else "") + f" ({error})"
     try:
         run.flush()  # keep what was logged so far
-        run.set_tags({C.TAG_ERROR: f"{type(e).__name__}: {e}"[:5000]})
+        run.set_tags({C.TAG_ERROR: error[:5000]})
         (job.out_dir / C.ARTIFACT_ERROR).write_text(traceback.format_exc())
         run.log_artifacts({"": job.out_dir / C.ARTIFACT_ERROR}, {})
     finally:
         run.end(status)
-    log.error("run %s ended %s: %s: %s", job.name, status, type(e).__name__, e)
+    log.error("run %s ended %s: %s", job.name, status, error)
 
 
 def _write_episode_table(rows: list[dict], path: Path) -> None:
@@ -284,19 +294,3 @@ def _write_episode_table(rows: list[dict], path: Path) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum, frame):
-        raise JobTerminated(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (some launchers): leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -24,7 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import checkpoint, credentials, tracking
+from per_exp import checkpoint, credentials, slurm, tracking
 from per_exp import contract as C
 from per_exp.config import Config, ConfigError, config_hash, hash_rules, resolved, typed, validate
 
@@ -201,7 +201,8 @@ class MlflowSweepCallback(Callback):
                 continue
             r = runs[0]
             why = r.data.tags.get(C.TAG_ERROR, "process died without reporting" if r.info.status == "RUNNING" else "")
-            lines.append(f"  {job.overrides}: run {r.info.run_id} {r.info.status}" + (f": {why}" if why else ""))
+            where = f" (Slurm job {r.data.tags[slurm.JOB_TAG]})" if slurm.JOB_TAG in r.data.tags else ""
+            lines.append(f"  {job.overrides}: run {r.info.run_id} {r.info.status}{where}" + (f": {why}" if why else ""))
         expected = sweep.n_jobs
         status = "FINISHED" if n_ok == expected else "FAILED"
         client.set_terminated(pid, status=status)

@@ -60,6 +60,13 @@ class Summary:
         return self.total_env_steps / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
+class Stopped(KeyboardInterrupt):
+    """Training stopped between two episodes because `should_stop` asked; the checkpoint is written.
+
+    A KeyboardInterrupt, like Ctrl-C: the job ends its run KILLED (resumable), not FAILED.
+    """
+
+
 class Trainer:
     def __init__(
         self,
@@ -67,11 +74,14 @@ class Trainer:
         sink: Sink | None = None,
         run_label: str = "",
         on_checkpoint: Callable[[Trainer], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ):
         self.cfg = cfg
         self.sink = sink
         # called between episodes every cfg.checkpoint.every_episodes; per_exp.job saves state_dict() there
         self.on_checkpoint = on_checkpoint
+        # asked between episodes (a stop signal arrived, see per_exp.signals): checkpoint, then raise Stopped
+        self.should_stop = should_stop
         self.label = run_label
         torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
@@ -266,6 +276,11 @@ class Trainer:
                 log.info("%ssolved at episode %d", f"[{self.label}] " if self.label else "", s.solved_episode)
                 break
             every = cfg.checkpoint.every_episodes
+            if self.should_stop is not None and self.should_stop() and self.episode < cfg.max_episodes:
+                # checkpoints off (every == 0) stay off: the run then resumes from episode 0, in place
+                if self.on_checkpoint is not None and every:
+                    self.on_checkpoint(self)
+                raise Stopped(f"stopped before episode {self.episode} on request")
             if (
                 self.on_checkpoint is not None
                 and every

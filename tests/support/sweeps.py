@@ -1,21 +1,23 @@
 """Helpers for the scaling tests: real sweeps in subprocesses, real stores, real signals.
 
 `signal_hook_env` makes a chosen job send itself a real signal at a chosen
-episode, through a `sitecustomize.py` that wraps `Trainer.run_episode` in
-whatever process the launcher starts (loky workers, submitit, Ray). The
-trainer code itself has no kill switch; the re-launch simply runs without it.
+episode, and `slow_episodes_env` makes every episode last a while (so a test can
+requeue or cancel a job mid-run), through a `sitecustomize.py` that wraps
+`Trainer.run_episode` in whatever process the launcher starts (loky workers,
+submitit, Slurm jobs, Ray). The trainer code itself has no kill switch; the
+re-launch simply runs without it.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import socket
 import textwrap
 from pathlib import Path
 
 from per_exp import contract as C
 from tests.support.cli import run_cli
+from tests.support.services import free_port  # noqa: F401  (re-exported: tests import it from here)
 
 # Tiny jobs: the point is the plumbing, not the learning.
 TINY = ["max_episodes=4", "capacity=500", "sampler=uniform"]
@@ -25,30 +27,44 @@ import os
 from per_exp import contract as C
 
 _spec = os.environ.get("PER_EXP_TEST_SIGNAL")
-if _spec:
-    _label, _episode, _signum = _spec.rsplit(":", 2)
+_sleep = float(os.environ.get("PER_EXP_TEST_EPISODE_SLEEP", "0"))
+if _spec or _sleep:
     import time
     import per_exp.engine.trainer as _loop
 
     _orig = _loop.Trainer.run_episode
 
+    if _spec:
+        _label, _episode, _signum = _spec.rsplit(":", 2)
+
     def _run_episode(self):
-        if self.label == _label and self.episode == int(_episode):
+        if _spec and self.label == _label and self.episode == int(_episode):
             os.kill(os.getpid(), int(_signum))
             time.sleep(30)  # the signal lands here
+        if _sleep:
+            time.sleep(_sleep)  # a slow episode, so a test can act mid-run; the computation is unchanged
         return _orig(self)
 
     _loop.Trainer.run_episode = _run_episode
 """
 
 
-def signal_hook_env(tmp: Path, run_label: str, episode: int, signum: int) -> dict[str, str]:
-    """Env for run_cli: job `run_label` sends itself `signum` when it starts episode `episode`."""
+def _hook_env(tmp: Path, variables: dict[str, str]) -> dict[str, str]:
     hook_dir = tmp / "hook"
     hook_dir.mkdir(exist_ok=True)
     (hook_dir / "sitecustomize.py").write_text(textwrap.dedent(_HOOK))
     path = os.pathsep.join([str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return {"PYTHONPATH": path, "PER_EXP_TEST_SIGNAL": f"{run_label}:{episode}:{signum}"}
+    return {"PYTHONPATH": path, **variables}
+
+
+def signal_hook_env(tmp: Path, run_label: str, episode: int, signum: int) -> dict[str, str]:
+    """Env for run_cli: job `run_label` sends itself `signum` when it starts episode `episode`."""
+    return _hook_env(tmp, {"PER_EXP_TEST_SIGNAL": f"{run_label}:{episode}:{signum}"})
+
+
+def slow_episodes_env(tmp: Path, seconds: float) -> dict[str, str]:
+    """Env for run_cli: every episode of every job first sleeps `seconds` (wherever the job runs)."""
+    return _hook_env(tmp, {"PER_EXP_TEST_EPISODE_SLEEP": str(seconds)})
 
 
 def sweep(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 300):
@@ -79,12 +95,6 @@ def histories(uri: str, run_id: str) -> dict[str, list]:
     c = client(uri)
     keys = c.get_run(run_id).data.metrics
     return {k: sorted((m.step, m.value) for m in c.get_metric_history(run_id, k)) for k in keys}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def same_series(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
