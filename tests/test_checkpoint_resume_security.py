@@ -44,7 +44,11 @@ def _reference() -> dict[str, list]:
 
 
 def _interrupted(tmp_path: Path, signum: int):
-    """Run the job until it gets `signum` at the start of episode 3 (checkpoint at 2); returns (uri, run, ckpt)."""
+    """Run the job until it gets `signum` at the start of episode 3; returns (uri, args, run, ckpt).
+
+    SIGKILL leaves the periodic checkpoint of episode 2; SIGTERM lets episode 3 finish and
+    checkpoints there (per_exp.signals), so the checkpoint is at 4.
+    """
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*OVERRIDES, f"tracking.uri={uri}"]
     r = run_cli(args, tmp_path, env=signal_hook_env(tmp_path, LABEL, 3, signum))
@@ -52,7 +56,7 @@ def _interrupted(tmp_path: Path, signum: int):
     (job,), _ = jobs_and_parents(uri)
     assert job.info.status == ("RUNNING" if signum == signal.SIGKILL else "KILLED")
     ckpt = checkpoint.path_for(tmp_path / "checkpoints", job.info.experiment_id, job.data.tags["config_hash"])
-    assert checkpoint.load(ckpt)["trainer"]["counters"]["episode"] == 2
+    assert checkpoint.load(ckpt)["trainer"]["counters"]["episode"] == (4 if signum == signal.SIGTERM else 2)
     return uri, args, job, ckpt
 
 
@@ -69,7 +73,7 @@ def test_sigterm_then_relaunch_resumes_from_the_data_checkpoint_equal_to_an_unin
     assert "refused checkpoint" not in out(r)
     (again,), _ = jobs_and_parents(uri)
     assert again.info.run_id == job.info.run_id and again.info.status == "FINISHED"
-    assert again.data.tags[C.TAG_RESUMED_FROM] == "2"
+    assert again.data.tags[C.TAG_RESUMED_FROM] == "4"  # where SIGTERM stopped it
     _assert_matches_uninterrupted(uri, again.info.run_id)
     assert not ckpt.exists()
 

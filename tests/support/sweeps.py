@@ -29,6 +29,7 @@ from per_exp import contract as C
 _spec = os.environ.get("PER_EXP_TEST_SIGNAL")
 _sleep = float(os.environ.get("PER_EXP_TEST_EPISODE_SLEEP", "0"))
 if _spec or _sleep:
+    import signal
     import time
     import per_exp.engine.trainer as _loop
 
@@ -40,7 +41,8 @@ if _spec or _sleep:
     def _run_episode(self):
         if _spec and self.label == _label and self.episode == int(_episode):
             os.kill(os.getpid(), int(_signum))
-            time.sleep(30)  # the signal lands here
+            if int(_signum) not in (signal.SIGTERM, signal.SIGUSR2):
+                time.sleep(30)  # the signal lands here (SIGTERM/SIGUSR2 stop at the next episode boundary instead)
         if _sleep:
             time.sleep(_sleep)  # a slow episode, so a test can act mid-run; the computation is unchanged
         return _orig(self)
