@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from per_exp import contract as C
 from tests.support.sweeps import (
-    CLOCK_KEYS,
     TINY,
     all_runs,
     histories,
@@ -68,9 +68,9 @@ def _job_run_with_points(cwd: Path, uri: str, n: int, timeout: float = 240, **ta
         # the sweep file is written once the launch has created the store: reading before could race its migration
         if any(cwd.glob(f"multirun/*/*/{SWEEP_FILE}")):
             for r in all_runs(uri):
-                if r.data.tags.get("per_exp.role") != "job" or any(r.data.tags.get(k) != v for k, v in tags.items()):
+                if r.data.tags.get(C.TAG_ROLE) != C.ROLE_JOB or any(r.data.tags.get(k) != v for k, v in tags.items()):
                     continue
-                if len(MlflowClient(tracking_uri=uri).get_metric_history(r.info.run_id, "episode/steps")) >= n:
+                if len(MlflowClient(tracking_uri=uri).get_metric_history(r.info.run_id, C.EPISODE_STEPS)) >= n:
                     return r
         time.sleep(1)
     raise AssertionError(f"no job run with {n} episode points in {timeout:.0f} s")
@@ -95,7 +95,7 @@ def _assert_same_as_uninterrupted(tmp_path: Path, uri: str, run_id: str, overrid
     got, want = histories(uri, run_id), histories(ref_uri, ref.info.run_id)
     assert set(got) == set(want)
     for key in want:
-        if key not in CLOCK_KEYS and key != "sps" and not key.endswith("_seconds"):  # clock metrics differ
+        if key not in C.CLOCK_METRICS and key != C.SPS and not key.endswith("_seconds"):  # clock metrics differ
             assert same_series(got[key], want[key]), f"{key}: {got[key][:5]}... != {want[key][:5]}..."
 
 
@@ -114,10 +114,10 @@ def test_four_job_sweep_submits_runs_and_logs_under_one_parent(slurm_cluster, tm
     jobs, parents = jobs_and_parents(uri)
     assert len(parents) == 1 and len(jobs) == 4
     assert all(x.info.status == "FINISHED" for x in jobs + parents)
-    assert all(x.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for x in jobs)
+    assert all(x.data.tags[C.TAG_PARENT] == parents[0].info.run_id for x in jobs)
     by_seed = {x.data.params["seed"]: x for x in jobs}
     for seed, (job_id, _) in printed.items():
-        assert by_seed[seed.split("=")[1]].data.tags["per_exp.slurm_job_id"] == job_id
+        assert by_seed[seed.split("=")[1]].data.tags[C.TAG_SLURM_JOB_ID] == job_id
     # partition, time limit and resources reached Slurm as configured
     acct = slurm_cluster.run(
         "sacct",
@@ -152,8 +152,8 @@ def test_requeue_mid_run_resumes_the_same_run_from_the_signal_checkpoint(slurm_c
     )
     try:
         run = _job_run_with_points(tmp_path, uri, 5)
-        job_id = run.data.tags["per_exp.slurm_job_id"]
-        assert run.data.tags["per_exp.slurm_restarts"] == "0"
+        job_id = run.data.tags[C.TAG_SLURM_JOB_ID]
+        assert run.data.tags[C.TAG_SLURM_RESTARTS] == "0"
         REQUEUES[how](slurm_cluster, job_id)
         rc, text = _finish(proc)
     finally:
@@ -163,9 +163,9 @@ def test_requeue_mid_run_resumes_the_same_run_from_the_signal_checkpoint(slurm_c
     (job,), _ = jobs_and_parents(uri)
     tags = job.data.tags
     assert job.info.run_id == run.info.run_id and job.info.status == "FINISHED"
-    assert tags["per_exp.slurm_job_id"] == job_id and tags["per_exp.slurm_restarts"] == "1"  # the same job, requeued
-    assert tags["per_exp.resumes"] == "1"
-    assert 5 <= int(tags["per_exp.resumed_from_episode"]) < 30  # the checkpoint written on the signal
+    assert tags[C.TAG_SLURM_JOB_ID] == job_id and tags[C.TAG_SLURM_RESTARTS] == "1"  # the same job, requeued
+    assert tags[C.TAG_RESUMES] == "1"
+    assert 5 <= int(tags[C.TAG_RESUMED_FROM]) < 30  # the checkpoint written on the signal
     _assert_same_as_uninterrupted(tmp_path, uri, job.info.run_id, science)
 
 
@@ -191,11 +191,11 @@ def test_preempted_job_checkpoints_requeues_and_continues_its_run(slurm_cluster,
     (job,), _ = jobs_and_parents(uri)
     tags = job.data.tags
     assert job.info.run_id == run.info.run_id and job.info.status == "FINISHED"
-    assert tags["per_exp.slurm_restarts"] == "1" and tags["per_exp.resumes"] == "1"
-    assert 5 <= int(tags["per_exp.resumed_from_episode"]) < 30
+    assert tags[C.TAG_SLURM_RESTARTS] == "1" and tags[C.TAG_RESUMES] == "1"
+    assert 5 <= int(tags[C.TAG_RESUMED_FROM]) < 30
 
     def states() -> list[str]:  # every attempt of the job, oldest first
-        jid = tags["per_exp.slurm_job_id"]
+        jid = tags[C.TAG_SLURM_JOB_ID]
         return slurm_cluster.run("sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j", jid).stdout.split()
 
     deadline = time.monotonic() + 60  # accounting may record the end a moment after the launcher saw the result
@@ -214,7 +214,7 @@ def test_scancel_ends_the_run_killed_and_the_summary_says_which(slurm_cluster, t
     )
     try:
         run = _job_run_with_points(tmp_path, uri, 3)
-        job_id = run.data.tags["per_exp.slurm_job_id"]
+        job_id = run.data.tags[C.TAG_SLURM_JOB_ID]
         slurm_cluster.run("scancel", job_id)
         rc, text = _finish(proc)
     finally:
