@@ -61,12 +61,10 @@ def _job_run_with_points(cwd: Path, uri: str, n: int, timeout: float = 240, **ta
     """Wait until a job run (with these tag values) holds at least `n` episode points; return it."""
     from mlflow.tracking import MlflowClient
 
-    from per_exp.tracking import SWEEP_FILE
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # the sweep file is written once the launch has created the store: reading before could race its migration
-        if any(cwd.glob(f"multirun/*/*/{SWEEP_FILE}")):
+        if any(cwd.glob(f"multirun/*/*/{C.SWEEP_FILE_NAME}")):
             for r in all_runs(uri):
                 if r.data.tags.get(C.TAG_ROLE) != C.ROLE_JOB or any(r.data.tags.get(k) != v for k, v in tags.items()):
                     continue
