@@ -11,7 +11,7 @@ key stay out of it, declared on the field itself:
 
 - `bookkeeping()`: keys that change how a run is kept, never what it learns
   (tracking.*, checkpoint.*, log_every_episodes, rerun);
-- `added(default, neutral=...)`: a key added after runs exist, left out while
+- `added(default, doc, neutral=...)`: a key added after runs exist, left out while
   it holds `neutral`, the value that behaves exactly as the code did before the
   key existed. Adding a key this way never changes the hash of an existing
   config, so FINISHED runs are still found and skipped, and the report still
@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -42,6 +42,9 @@ WEIGHT_NORM = ("batch", "buffer")
 EPSILON_SCHEDULES = ("inverse_episode", "linear_steps")
 SYNC_UNITS = ("episodes", "steps")
 REWARD_SCHEMES = ("seed", "env")
+UPDATE_BACKENDS = ("fused", "torch")
+
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- what the hash covers
@@ -50,104 +53,185 @@ _BOOKKEEPING = "bookkeeping"
 _NEUTRAL = "per_exp.neutral"  # field metadata key: the value that behaves as before the key existed
 
 
-def bookkeeping(**field_kwargs: Any) -> Any:
+_DOC = "doc"  # field metadata key: the key's one description (docs/configuration.md is rendered from it)
+
+
+def setting(default: _T, doc: str, **meta: Any) -> _T:
+    """A schema field and its documentation, kept together.
+
+    `doc` (and `choices`, where the value is one of a fixed set) live in the
+    dataclass field's metadata; `python -m per_exp.config_reference` renders
+    them into docs/configuration.md, and a test fails when that page is stale.
+    Further metadata keys (`**meta`) are allowed for other readers of the schema.
+    """
+    return field(default=default, metadata={_DOC: doc, **meta})
+
+
+def bookkeeping(default: Any = dataclasses.MISSING, doc: str = "", **field_kwargs: Any) -> Any:
     """A field that changes how a run is kept, not what it learns: out of the hash and the params.
 
-    On a dataclass-valued field the whole group is bookkeeping.
+    On a dataclass-valued field the whole group is bookkeeping. `doc` as for `setting`.
     """
-    return field(metadata={_HASH_ROLE: _BOOKKEEPING}, **field_kwargs)
+    meta: dict[str, Any] = {_HASH_ROLE: _BOOKKEEPING}
+    if doc:
+        meta[_DOC] = doc
+    return field(default=default, metadata=meta, **field_kwargs)
 
 
-def added(default: Any, *, neutral: Any = dataclasses.MISSING) -> Any:
+def added(default: Any, doc: str = "", *, neutral: Any = dataclasses.MISSING) -> Any:
     """A key added after runs exist: out of the hash (and params) while it holds `neutral`.
 
     `neutral` (default: `default`) must be the value under which the code
     behaves exactly as it did before the key existed, so that an existing
     run's config, which lacks the key, and the same config with the key at
-    `neutral` are one run. Any other value is hashed like every key.
+    `neutral` are one run. Any other value is hashed like every key. `doc` as for `setting`.
     """
     value = default if neutral is dataclasses.MISSING else neutral
-    return field(default=default, metadata={_NEUTRAL: value})
+    return field(default=default, metadata={_NEUTRAL: value, **({_DOC: doc} if doc else {})})
 
 
 @dataclass
 class SamplerConfig:
-    """How transitions are drawn from replay. Paper values are the defaults."""
+    """How transitions are drawn from replay (`sampler=<name>` picks a preset). Paper values are the defaults."""
 
-    name: str = "sumtree"  # uniform | linear_scan | sumtree | rank
-    alpha: float = 0.6  # priority exponent: p_i = (|delta_i| + eps) ** alpha; rank: p_i = rank(i) ** -alpha
-    eps: float = 1e-6  # keeps zero-error transitions drawable (proportional samplers only)
-    beta0: float = 0.4  # IS exponent at the start of the anneal
-    beta_horizon: int = 20_000  # updates over which beta goes linearly beta0 -> 1, then stays at 1
-    is_weights: bool = True  # scale the loss by importance-sampling weights
-    weight_norm: str = "batch"  # divide w by max over the batch (paper), or over the buffer (baselines, cpprb)
-    stratified: bool = True  # one draw per equal-mass segment of the CDF (paper) or i.i.d.
-    new_priority: str = "max"  # new transitions: max priority seen so far (paper) or that of TD error 0 (seed)
-    refresh: str = "sampled"  # update sampled priorities per step (paper) or all at episode end (seed)
-    scan_off_by_one: bool = False  # seed bug (linear_scan only): the scan returns the successor slot
+    name: str = setting("sumtree", "which sampler draws the batch", choices=SAMPLERS)
+    alpha: float = setting(
+        0.6, "priority exponent: p_i = (|delta_i| + eps) ** alpha; `rank`: p_i = rank(i) ** -alpha (0: uniform)"
+    )
+    eps: float = setting(1e-6, "added to |delta| so zero-error transitions stay drawable (ignored by `rank`)")
+    beta0: float = setting(0.4, "importance-sampling exponent at the start of the anneal, in [0, 1]")
+    beta_horizon: int = setting(20_000, "updates over which beta rises linearly from `beta0` to 1; it stays at 1 after")
+    is_weights: bool = setting(True, "multiply each item's loss by its importance-sampling weight (seed: false)")
+    weight_norm: str = setting(
+        "batch",
+        "divide the IS weights by their max over the `batch` (paper), or over the whole `buffer` "
+        "(the weight of the smallest P, as OpenAI baselines and cpprb do)",
+        choices=WEIGHT_NORM,
+    )
+    stratified: bool = setting(
+        True, "one draw from each of B equal-mass segments of the CDF (paper), or B i.i.d. draws (seed)"
+    )
+    new_priority: str = setting(
+        "max",
+        "priority of a new transition: the largest priority seen so far (paper), or that of TD error 0 (seed)",
+        choices=NEW_PRIORITY,
+    )
+    refresh: str = setting(
+        "sampled",
+        "which priorities are rewritten: the sampled ones after each update (paper), "
+        "or every stored one at episode end (seed)",
+        choices=REFRESH,
+    )
+    scan_off_by_one: bool = setting(
+        False,
+        "the seed's bug: the scan returns the successor of the chosen slot (slot 0 is never drawn); "
+        "`linear_scan` only (`uniform` ignores it, the tree samplers refuse it)",
+    )
 
 
 @dataclass
 class NetworkConfig:
-    name: str = "dueling"  # dueling (V + A - mean A) | mlp (plain Q head)
-    hidden: int = 32
-    layers: int = 3  # hidden layers in the body
+    """The Q-network (`network=<name>` picks a preset)."""
+
+    name: str = setting("dueling", "`dueling`: V + A - mean(A) head; `mlp`: a plain linear Q head", choices=NETWORKS)
+    hidden: int = setting(32, "width of each hidden layer")
+    layers: int = setting(3, "hidden layers in the body")
 
 
 @dataclass
 class EnvConfig:
-    name: str = "cartpole_v0"
-    id: str = "CartPole-v0"  # the gymnasium id built (CartPole-v0 and -v1 differ only in their time limit)
-    max_steps: int = 200  # time limit, replacing the id's registered one (v0: 200, v1: 500)
-    success_length: int = 196  # an episode this long counts as a success (seed: step index >= 195)
-    reward: str = "seed"  # seed: -1 on failure, +1 on success, 0 otherwise | env: gymnasium's +1 per step
-    truncation_as_terminal: bool = False  # seed bug: time-limit end stored as terminal (no bootstrap)
+    """The CartPole task (`env=<name>` picks a preset)."""
+
+    name: str = setting("cartpole_v0", "the preset's name, for run names and the params table")
+    id: str = setting(
+        "CartPole-v0",
+        "the gymnasium id built (CartPole-v0 and -v1 differ only in their time limit)",
+    )
+    max_steps: int = setting(200, "time limit in env steps, replacing the id's registered one (v0: 200, v1: 500)")
+    success_length: int = setting(
+        196, "an episode at least this long counts as a success (seed: last step index >= 195)"
+    )
+    reward: str = setting(
+        "seed",
+        "`seed`: -1 when the episode ends before `success_length`, +1 at or after, 0 mid-episode; "
+        "`env`: gymnasium's +1 per step",
+        choices=REWARD_SCHEMES,
+    )
+    truncation_as_terminal: bool = setting(
+        False, "the seed's bug: a time-limit end is stored as terminal (no bootstrap from it)"
+    )
 
 
 @dataclass
 class EpsilonConfig:
-    schedule: str = "inverse_episode"  # inverse_episode: scale/(episode+1) | linear_steps
-    scale: float = 0.5  # inverse_episode numerator (seed: 0.5)
-    start: float = 1.0  # linear_steps
-    end: float = 0.05
-    decay_steps: int = 10_000
+    """Exploration: the epsilon of epsilon-greedy acting."""
+
+    schedule: str = setting(
+        "inverse_episode",
+        "`inverse_episode`: `scale` / (episode + 1) (seed); `linear_steps`: `start` to `end` over `decay_steps`",
+        choices=EPSILON_SCHEDULES,
+    )
+    scale: float = setting(0.5, "numerator of `inverse_episode`")
+    start: float = setting(1.0, "`linear_steps`: epsilon at env step 0")
+    end: float = setting(0.05, "`linear_steps`: epsilon from `decay_steps` on")
+    decay_steps: int = setting(10_000, "`linear_steps`: env steps of the linear decay")
 
 
 @dataclass
 class TargetSyncConfig:
-    every: int = 2  # sync the target network every N units
-    unit: str = "episodes"  # episodes (seed) | steps
-    copy_at_start: bool = True  # seed: target starts from its own random init, first sync after episode 0
+    """When the target network copies the online one."""
+
+    every: int = setting(2, "sync the target network every N units")
+    unit: str = setting(
+        "episodes", "`episodes` (seed: after the episode's TD refresh) or env `steps`", choices=SYNC_UNITS
+    )
+    copy_at_start: bool = setting(
+        True, "start the target as a copy of the online network (seed: false, its own random init)"
+    )
 
 
 @dataclass
 class SolveConfig:
-    min_length: int = "${env.success_length}"  # type: ignore[assignment]
-    consecutive: int = 10  # stop after this many successes in a row
+    """When a run counts as solved, and stops."""
+
+    min_length: int = setting("${env.success_length}", "an episode at least this long is a success")  # type: ignore[assignment]
+    consecutive: int = setting(10, "stop after this many successes in a row; `solved_episode` is the last of them")
 
 
 @dataclass
 class TrackingConfig:
-    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the launch folder
-    experiment: str = "per-cartpole"
-    enabled: bool = True
-    flush_every_episodes: int = 25  # metrics are sent in batches, not one call per number
-    log_model: bool = True
+    """Where runs are logged."""
+
+    uri: str | None = setting(
+        None, "MLflow store; null: `$MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db` in the launch folder"
+    )
+    experiment: str = setting("per-cartpole", "MLflow experiment, one per study")
+    enabled: bool = setting(True, "false trains without logging anything")
+    flush_every_episodes: int = setting(
+        25, "metrics are sent in batches every N episodes (and at the end), not one call per number"
+    )
+    log_model: bool = setting(True, "log the final online network as `model/model.pt`")
 
 
 @dataclass
 class CheckpointConfig:
     """Periodic job checkpoints, so a killed or preempted job resumes into its own MLflow run."""
 
-    every_episodes: int = 25  # 0 turns checkpoints off; a killed job redoes at most this many episodes
-    # None: <folder of the sqlite store>/checkpoints, or ./checkpoints in the launch folder for a
-    # server URI. Files are keyed by config hash, so a re-launch finds them whatever Hydra's sweep dir.
-    dir: str | None = None
-    keep: bool = False  # keep the file after the run FINISHED (it is deleted by default)
+    every_episodes: int = setting(
+        25, "save a resumable checkpoint every N episodes; 0 turns them off (a killed job redoes at most N episodes)"
+    )
+    dir: str | None = setting(
+        None,
+        "checkpoint folder; null: `checkpoints/` beside the SQLite store, or `./checkpoints` in the launch folder "
+        "for a server URI. Files are keyed by config hash, so a re-launch finds them whatever Hydra's sweep folder",
+    )
+    keep: bool = setting(False, "keep the checkpoint after the run FINISHED (deleted by default)")
 
 
 @dataclass
 class Config:
+    """Top-level keys; each group above is a key holding its dataclass."""
+
     sampler: SamplerConfig = MISSING
     network: NetworkConfig = MISSING
     env: EnvConfig = MISSING
@@ -157,22 +241,29 @@ class Config:
     tracking: TrackingConfig = bookkeeping(default_factory=TrackingConfig)
     checkpoint: CheckpointConfig = bookkeeping(default_factory=CheckpointConfig)
 
-    seed: int = 0
-    max_episodes: int = 500
-    batch_size: int = 32
-    capacity: int = 10_000
-    gamma: float = 0.99
-    lr: float = 1e-4
-    warmup_episodes: int = 0  # uniform replay before prioritized replay starts (seed: 30)
-    learning_starts: int = 32  # env steps stored before the first update (seed: batch size)
-    train_every: int = 1  # env steps per gradient update
-    torch_threads: int = 1  # per job: 2 threads on 2 cores ran 5.6x slower
-    # fused: one numba call per update (same math, ~5x faster) | torch: eager autograd reference
-    update_backend: str = "fused"
-    log_every_episodes: int = bookkeeping(default=10)  # console progress line interval
-    fail_at_episode: int = -1  # test hook: raise at this episode to exercise failure handling
-    # run again even if a FINISHED run with the same config hash exists
-    rerun: bool = bookkeeping(default=False)
+    seed: int = setting(
+        0, "one seed for Python, NumPy, torch and the env: the same seed gives the same episode lengths"
+    )
+    max_episodes: int = setting(500, "episode cap")
+    batch_size: int = setting(32, "transitions per update")
+    capacity: int = setting(10_000, "replay ring size (at least `batch_size`)")
+    gamma: float = setting(0.99, "discount, in [0, 1]")
+    lr: float = setting(1e-4, "Adam learning rate")
+    warmup_episodes: int = setting(0, "episodes of uniform replay before prioritized replay starts (seed: 30)")
+    learning_starts: int = setting(
+        32, "transitions stored before the first update (the first update waits for `batch_size` at least)"
+    )
+    train_every: int = setting(1, "env steps per gradient update")
+    torch_threads: int = setting(1, "torch threads per job (2 threads on 2 cores ran 5.6x slower)")
+    update_backend: str = setting(
+        "fused",
+        "`fused`: one compiled numba call per update (the same math, proven equal by a test); "
+        "`torch`: the eager autograd reference",
+        choices=UPDATE_BACKENDS,
+    )
+    log_every_episodes: int = bookkeeping(10, "console progress line interval")
+    fail_at_episode: int = setting(-1, "test hook: raise at this episode, to exercise failure handling (-1: never)")
+    rerun: bool = bookkeeping(False, "run a job again even if a FINISHED run with the same config hash exists")
 
 
 @dataclass(frozen=True)
@@ -282,7 +373,7 @@ def validate(cfg: Config) -> None:
     _one_of("epsilon.schedule", cfg.epsilon.schedule, EPSILON_SCHEDULES)
     _one_of("target_sync.unit", cfg.target_sync.unit, SYNC_UNITS)
     _one_of("env.reward", cfg.env.reward, REWARD_SCHEMES)
-    _one_of("update_backend", cfg.update_backend, ("fused", "torch"))
+    _one_of("update_backend", cfg.update_backend, UPDATE_BACKENDS)
     cartpoles = _registered_cartpole_ids()
     if cfg.env.id not in cartpoles:
         raise ConfigError("env.id", cfg.env.id, "a registered gymnasium CartPole id: " + ", ".join(cartpoles))
