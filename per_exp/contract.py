@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,6 +79,9 @@ TAG_OVERRIDES = "hydra.overrides"  # a job's command-line overrides
 TAG_GIT_COMMIT = "git.commit"
 TAG_GIT_DIRTY = "git.dirty"
 TAG_VERSION_PREFIX = "versions."  # versions.<package>
+# On experiments, MLflow's own: without it MLflow 3 treats an experiment as GenAI (traces), not runs
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"  # MLflow 3.17's value for classic model training
 
 # --------------------------------------------------------------------------- metrics, per episode
 EPISODE_STEPS = "episode/steps"
@@ -186,6 +190,23 @@ def search_runs(client: Any, experiment_id: str, filter_string: str = "", order_
 def tag_equals(tag: str, value: str) -> str:
     """An MLflow filter clause: the run's `tag` is `value`."""
     return f"tags.`{tag}` = '{value}'"
+
+
+# --------------------------------------------------------------------------- the UI
+UI_DEFAULT = "http://127.0.0.1:5000"  # where a plain `mlflow ui` serves
+
+
+def runs_url(ui: str, experiment_id: str, parent_run_id: str) -> str:
+    """The address of a sweep's runs in the MLflow UI at `ui`, opening on the runs table.
+
+    `workflowType=machine_learning` is needed: MLflow 3.17's sidebar switch starts on GenAI in a
+    new browser and then wins over the experiment's `TAG_EXPERIMENT_KIND`.
+    """
+    query = urllib.parse.urlencode(
+        {"workflowType": "machine_learning", "searchFilter": tag_equals(TAG_PARENT, parent_run_id)},
+        quote_via=urllib.parse.quote,
+    )
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 # --------------------------------------------------------------------------- the sweep file

@@ -10,6 +10,7 @@ checkpoint (`per_exp.resume`). Nothing in the engine imports this module.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 import signal
@@ -71,6 +72,7 @@ class RunPlace:
     config_hash: str
     checkpoint_path: Path
     parent_run_id: str | None  # the sweep's parent run, in a multirun
+    swept: str = ""  # in a multirun, the overrides that set this job apart from the sweep's others
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -82,6 +84,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         return {"solved_episode": s.solved_episode, "episodes": s.episodes}
     try:
         place = _locate(conf, resolved, job)
+        if place.swept:  # named by what sets this job apart from the sweep's others
+            job = dataclasses.replace(job, name=tracking.run_name(conf, place.swept))
         with credentials.server_access(place.uri):  # a refused login: one line, before any run exists
             plan = resume.plan_job(
                 place.client, place.experiment_id, place.config_hash, place.checkpoint_path, conf.rerun
@@ -144,6 +148,7 @@ def _locate(conf: Config, resolved: dict[str, Any], job: HydraJob) -> RunPlace:
         chash,
         checkpoint.path_for(ckpt_root, exp_id, chash),
         sweep.parent_run_id if sweep is not None else None,
+        next((j.overrides for j in sweep.jobs if j.config_hash == chash), "") if sweep is not None else "",
     )
 
 

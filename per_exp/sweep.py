@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from per_exp import checkpoint, credentials, slurm, tracking
 from per_exp import contract as C
 from per_exp.config import Config, ConfigError, config_hash, hash_rules, resolved, typed, validate
+from per_exp.sweep_progress import ProgressReporter
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,12 @@ class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.sweep: C.SweepFile | None = None
         self._closed = False
+        self._progress: ProgressReporter | None = None
+        self._launch_dir = Path.cwd()  # job.chdir is false: the folder the command ran in
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Parallel launchers pickle the callbacks with each job; the progress thread stays home.
+        return {**self.__dict__, "_progress": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # unresolved: an override is passed on as typed (it may hold an interpolation)
@@ -139,6 +146,11 @@ class MlflowSweepCallback(Callback):
             f"{n_resume} to resume, {len(jobs) - n_done - n_resume} new"
         )
         log.info(msg)
+        finished_before = (
+            [] if rerun else [h for h in hashes if any(r.info.status == "FINISHED" for r in existing.get(h, []))]
+        )
+        self._progress = ProgressReporter(client, exp_id, parent_id, hashes, finished_before)
+        self._progress.start()
         # If a job fails, Hydra's sweeper raises and on_multirun_end never runs:
         # close the parent at exit so it is never left RUNNING.
         atexit.register(self._close)
@@ -187,6 +199,9 @@ class MlflowSweepCallback(Callback):
         if sweep is None or self._closed:
             return True
         self._closed = True
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress.report()  # the last jobs, if they ended after the last poll
         client = tracking.client_for(sweep.uri)
         pid = sweep.parent_run_id
         by_hash = tracking.job_runs_by_hash(client, sweep.experiment_id)
@@ -210,7 +225,9 @@ class MlflowSweepCallback(Callback):
         if lines:
             msg += f"; {expected - n_ok} not finished (re-run the same command to resume them):\n" + "\n".join(lines)
         (log.info if status == "FINISHED" else log.error)(msg)
-        print(msg, file=sys.stderr)
+        ui, how = tracking.ui_address(sweep.uri, self._launch_dir)
+        url = C.runs_url(ui, sweep.experiment_id, pid)
+        print(msg + f"\nruns: {url}" + (f" ({how})" if how else ""), file=sys.stderr, flush=True)
         return status == "FINISHED"
 
 

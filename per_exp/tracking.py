@@ -32,7 +32,11 @@ def client_for(uri: str):
 
 
 def ensure_experiment(client, name: str) -> str:
-    """Return the experiment id, creating it if needed (tolerates a concurrent creator)."""
+    """Return the experiment id, creating it if needed (tolerates a concurrent creator).
+
+    The experiment is marked as classic model training (`contract.TAG_EXPERIMENT_KIND`), also when
+    an earlier per_exp created it without the mark.
+    """
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
@@ -40,9 +44,11 @@ def ensure_experiment(client, name: str) -> str:
                 f"invalid config: tracking.experiment={name!r} names a deleted experiment; "
                 "allowed: a live experiment name (restore it or pick another)"
             )
+        if C.TAG_EXPERIMENT_KIND not in exp.tags:
+            client.set_experiment_tag(exp.experiment_id, C.TAG_EXPERIMENT_KIND, C.EXPERIMENT_KIND_TRAINING)
         return exp.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags={C.TAG_EXPERIMENT_KIND: C.EXPERIMENT_KIND_TRAINING})
     except Exception:
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -69,8 +75,35 @@ def job_runs_with_hash(client, experiment_id: str, config_hash: str) -> list:
     return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
 
 
-def run_name(conf: Config) -> str:
-    return f"{conf.sampler.name}-{conf.network.name}-s{conf.seed}"
+_GROUPS = ("sampler", "network", "env", "experiment")
+
+
+def run_name(conf: Config, swept: str = "") -> str:
+    """`s<seed>`, then what sets the run apart in its sweep, then `<sampler>-<network>`.
+
+    `swept` is the job's overrides that differ between the sweep's jobs ("sampler.alpha=0.6 seed=3").
+    The UI cuts names to their first ~15 characters, so the seed and the swept values come first:
+    `s3-alpha=0.6-sumtree-dueling`. Only names follow this order, never the config hash.
+    """
+    parts = [f"s{conf.seed}"]
+    for override in swept.split():
+        key, _, value = override.lstrip("+~").partition("=")
+        if key == "seed" or not value:
+            continue
+        parts.append(value if key in _GROUPS else f"{key.rsplit('.', 1)[-1]}={value}")
+    for name in (conf.sampler.name, conf.network.name):
+        if name not in parts:
+            parts.append(name)
+    return "-".join(parts)
+
+
+def ui_address(uri: str, launch_dir: Path) -> tuple[str, str]:
+    """(the MLflow UI's base address for a store, how to start that UI): a server serves its own UI."""
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/"), ""
+    if C.sqlite_path(uri) == (launch_dir / "mlflow.db").resolve():
+        return C.UI_DEFAULT, f"after `mlflow ui` in {launch_dir}"
+    return C.UI_DEFAULT, f"after `mlflow ui --backend-store-uri {uri}`"
 
 
 def git_tags() -> dict[str, str]:

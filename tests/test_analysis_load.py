@@ -131,7 +131,7 @@ def test_load_real_trainer_sweep(real_sweep_store):
     loaded = load_runs(s["experiment"], tracking_uri=s["uri"], progress=False)
     assert len(loaded.runs) == 4 and loaded.left_out.empty
     assert sorted(loaded.runs["run_name"]) == sorted(
-        f"{a}-dueling-s{b}" for a in ("uniform", "sumtree") for b in (0, 1)
+        f"s{b}-{a}-dueling" for a in ("uniform", "sumtree") for b in (0, 1)
     )
     assert loaded.runs["parent_run_id"].nunique() == 1
     assert (loaded.runs[f"tags.{C.TAG_SWEEP_ID}"] == loaded.runs["parent_run_id"]).all()

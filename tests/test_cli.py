@@ -62,7 +62,7 @@ def test_single_run_logs_params_series_summary_and_artifacts(tmp_path, store):
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "linear_scan-dueling-s7"
+    assert run.info.run_name == "s7-linear_scan-dueling"
     p, t, m = run.data.params, run.data.tags, run.data.metrics
     assert p["seed"] == "7" and p["sampler.name"] == "linear_scan" and p["sampler.alpha"] == "0.6"
     assert p["network.name"] == "dueling" and p["env.max_steps"] == "200" and p["target_sync.every"] == "2"
@@ -103,10 +103,10 @@ def test_sweep_makes_parent_and_children(tmp_path, store):
     assert all(x.info.status == "FINISHED" for x in children)
     assert {x.info.experiment_id for x in runs} == {c.get_experiment_by_name("per-cartpole").experiment_id}
     assert sorted(x.info.run_name for x in children) == [
-        "sumtree-dueling-s0",
-        "sumtree-dueling-s1",
-        "uniform-dueling-s0",
-        "uniform-dueling-s1",
+        "s0-sumtree-dueling",
+        "s0-uniform-dueling",
+        "s1-sumtree-dueling",
+        "s1-uniform-dueling",
     ]
     for x in children:
         assert len(c.get_metric_history(x.info.run_id, C.EPISODE_STEPS)) == 4

@@ -66,7 +66,7 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
         f"tracking.uri={uri}",
     ]
     # seed 1 dies by SIGKILL as it starts episode 5: the checkpoint holds episodes 0-3, the store 0-4
-    first = sweep(args, tmp_path, env=signal_hook_env(tmp_path, "sumtree-dueling-s1", 5, signal.SIGKILL))
+    first = sweep(args, tmp_path, env=signal_hook_env(tmp_path, "s1-sumtree-dueling", 5, signal.SIGKILL))
     assert first.returncode != 0, out(first)[-3000:]
     jobs, _ = jobs_and_parents(uri)
     killed = {x.data.params["seed"]: x for x in jobs}["1"]
@@ -115,7 +115,7 @@ def test_ctrl_c_kills_the_run_then_resume_skip_and_forced_rerun(tmp_path: Path):
         "checkpoint.every_episodes=1",
         f"tracking.uri={uri}",
     ]
-    r = run_cli(args, tmp_path, env=signal_hook_env(tmp_path, "uniform-dueling-s3", 2, signal.SIGINT))
+    r = run_cli(args, tmp_path, env=signal_hook_env(tmp_path, "s3-uniform-dueling", 2, signal.SIGINT))
     assert r.returncode != 0
     jobs, _ = jobs_and_parents(uri)
     assert len(jobs) == 1 and jobs[0].info.status == "KILLED"
@@ -129,7 +129,7 @@ def test_ctrl_c_kills_the_run_then_resume_skip_and_forced_rerun(tmp_path: Path):
     assert [s for s, _ in histories(uri, jobs[0].info.run_id)[C.EPISODE_STEPS]] == [0, 1, 2, 3, 4]
 
     r = run_cli(args, tmp_path)  # already FINISHED: nothing to do
-    assert r.returncode == 0 and "skipping uniform-dueling-s3" in out(r)
+    assert r.returncode == 0 and "skipping s3-uniform-dueling" in out(r)
     assert len(jobs_and_parents(uri)[0]) == 1
 
     r = run_cli([*args, "rerun=true"], tmp_path)  # forced
