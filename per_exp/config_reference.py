@@ -43,9 +43,10 @@ run exists). Set a key on the command line as `key=value`
 `python -m per_exp.train --cfg job`.
 
 Defaults are what `conf/config.yaml` composes: the seed notebook's agent with the
-paper's prioritized replay. `tracking.*`, `checkpoint.*`, `log_every_episodes` and
-`rerun` are bookkeeping: they are not logged as params and do not enter a run's
-`config_hash`.
+paper's prioritized replay. Keys marked *bookkeeping* change how a run is kept, not
+what it learns: they are not logged as params and do not enter a run's `config_hash`
+(BOOKKEEPING). A key marked *added* is left out of the hash while it holds its neutral
+value, so adding it changed no existing run's identity (see [Extending](extending.md#add-a-config-axis)).
 """
 
 
@@ -96,13 +97,19 @@ def _type_name(tp: Any) -> str:
     return f"`{name}`"
 
 
-def _sections() -> Iterator[tuple[str, type, str]]:
+def sections() -> Iterator[tuple[str, type, str]]:
     """(key prefix, dataclass, title) for the top level and each nested group, in schema order."""
     yield "", schema.Config, "Top-level keys"
     for f in dataclasses.fields(schema.Config):
         tp = schema_class(f)
         if tp is not None:
             yield f"{f.name}.", tp, f"`{f.name}.*`"
+
+
+def schema_class_of(key: str) -> type | None:
+    """The schema dataclass a top-level key holds, or None."""
+    f = next((f for f in dataclasses.fields(schema.Config) if f.name == key), None)
+    return schema_class(f) if f is not None else None
 
 
 def schema_class(f: dataclasses.Field) -> type | None:
@@ -114,6 +121,7 @@ def schema_class(f: dataclasses.Field) -> type | None:
 
 def keys_table(prefix: str, cls: type, defaults: dict[str, Any]) -> list[str]:
     """Markdown rows, one per plain key of `cls`; refuses a field that has no doc."""
+    rules = schema.hash_rules(schema.Config)
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
         if schema_class(f) is not None:
@@ -126,6 +134,10 @@ def keys_table(prefix: str, cls: type, defaults: dict[str, Any]) -> list[str]:
         choices = f.metadata.get("choices")
         meaning = doc + (f"; one of {', '.join(f'`{c}`' for c in choices)}" if choices else "")
         key = prefix + f.name
+        if rules.is_bookkeeping(key):
+            meaning += " *(bookkeeping)*"
+        if key in rules.neutral:
+            meaning += f" *(added: out of `config_hash` while {_value(rules.neutral[key])})*"
         rows.append(f"| `{key}` | {_type_name(f.type)} | {_value(defaults[key])} | {_cell(meaning)} |")
     return rows
 
@@ -163,17 +175,22 @@ def _groups_table(defaults: dict[str, Any]) -> list[str]:
 
 def render() -> str:
     defaults = _plain(_compose([]))
-    out = [_HEADER, "## Groups", ""]
+    bookkeeping = schema.hash_rules(schema.Config).bookkeeping
+    keys = ", ".join(f"`{k}.*`" if schema_class_of(k) else f"`{k}`" for k in bookkeeping)
+    out = [_HEADER.replace("BOOKKEEPING", keys), "## Groups", ""]
     out += [
         "A group option is a preset: `sampler=rank` loads `conf/sampler/rank.yaml`. "
         "A key set on the command line wins over the preset (`sampler=rank sampler.alpha=0.5`).",
         "",
     ]
     out += _groups_table(defaults)
-    for prefix, cls, title in _sections():
+    for prefix, cls, title in sections():
         out += ["", f"## {title}", ""]
         if cls.__doc__ and prefix:
-            out += [cls.__doc__.strip().splitlines()[0], ""]
+            intro = cls.__doc__.strip().splitlines()[0]
+            if schema.hash_rules(schema.Config).is_bookkeeping(prefix.rstrip(".")):
+                intro += " All bookkeeping: not params, not in `config_hash`."
+            out += [intro, ""]
         out += keys_table(prefix, cls, defaults)
     return "\n".join(out) + "\n"
 

@@ -140,7 +140,7 @@ def test_a_parallel_sweep_explains_itself_and_mlflow_ui_lists_its_runs(tmp_path:
     exp = client.get_experiment_by_name("per-cartpole")
     assert exp.tags[C.TAG_EXPERIMENT_KIND] == C.EXPERIMENT_KIND_TRAINING
     (parent,) = C.search_runs(client, exp.experiment_id, C.tag_equals(C.TAG_ROLE, C.ROLE_SWEEP))
-    assert urls[0] == C.runs_url("http://127.0.0.1:5000", exp.experiment_id, parent.info.run_id)
+    assert urls[0] == C.runs_url(C.UI_DEFAULT, exp.experiment_id, parent.info.run_id)
 
     # a real `mlflow ui` on that store: its REST API shows the tag and lists the four runs under the parent
     port = free_port()
