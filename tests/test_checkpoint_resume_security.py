@@ -26,7 +26,7 @@ OVERRIDES = [
     "checkpoint.every_episodes=2",
     "tracking.flush_every_episodes=1",
 ]
-LABEL = "sumtree-dueling-s4"
+LABEL = "s4-sumtree-dueling"
 
 
 def _reference() -> dict[str, list]:
