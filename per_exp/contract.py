@@ -35,6 +35,10 @@ artifact (one row per episode, column ``episode``):
                                       Runs made before this key existed logged it as
                                       ``sampler/priority_max``.
 ``sampler/is_weight_mean``, ``_max``  prioritized samplers: IS weights of the episode's batches
+``eval/return``                       greedy evaluation (logged at the training episode after
+                                      which it ran, only on evaluation episodes): mean over the
+                                      evaluation episodes of the env's own, unshaped return
+``eval/length``                       the same evaluation's mean episode length
 ====================================  =========================================================
 
 Summary, logged once at step 0 when the run finishes: ``solved`` (1/0),
@@ -98,6 +102,8 @@ SAMPLER_PRIORITY_MAX = "sampler/priority_max"
 SAMPLER_RANK_KEY_MAX = "sampler/rank_key_max"
 SAMPLER_IS_WEIGHT_MEAN = "sampler/is_weight_mean"
 SAMPLER_IS_WEIGHT_MAX = "sampler/is_weight_max"
+EVAL_RETURN = "eval/return"
+EVAL_LENGTH = "eval/length"
 #: the learning curve: a run without this series cannot be analysed
 CURVE_METRIC = EPISODE_STEPS
 #: per-episode metrics whose values depend on the clock, not on the computation
@@ -132,8 +138,22 @@ ARTIFACT_REPORT_DIR = "report"  # analysis.report's output, on the sweep's paren
 # Params are the run's config flattened with dotted keys (per_exp.config.science_params);
 # these are the ones analysis/ reads by name.
 PARAM_SEED = "seed"
-PARAM_MAX_EPISODES = "max_episodes"
+PARAM_MAX_EPISODES = "max_episodes"  # the run's episode cap
 PARAM_SUCCESS_LENGTH = "env.success_length"
+PARAM_ENV_MAX_STEPS = "env.max_steps"  # the time limit: the scale of episode lengths and returns
+# The solve rule, read per run, so that runs under different rules are never compared silently.
+# A run without PARAM_SOLVE_RULE (every run made before the key existed, and a config that keeps
+# it at its neutral value) solved by SOLVE_RULE_LENGTH: PARAM_SOLVE_CONSECUTIVE episodes in a row
+# at least PARAM_SOLVE_MIN_LENGTH long (CartPole's rule; without those keys 10 and 196).
+# SOLVE_RULE_MEAN_RETURN: the mean PARAM_SOLVE_WINDOW-episode return (default 100) reaches
+# PARAM_SOLVE_THRESHOLD (gymnasium's reward_threshold: Acrobot-v1, MountainCar-v0).
+PARAM_SOLVE_RULE = "solve.rule"
+SOLVE_RULE_LENGTH = "length"
+SOLVE_RULE_MEAN_RETURN = "mean_return"
+PARAM_SOLVE_MIN_LENGTH = "solve.min_length"
+PARAM_SOLVE_CONSECUTIVE = "solve.consecutive"
+PARAM_SOLVE_THRESHOLD = "solve.return_threshold"
+PARAM_SOLVE_WINDOW = "solve.window"
 
 # --------------------------------------------------------------------------- the store
 DEFAULT_STORE = "sqlite:///mlflow.db"  # MLflow's own default: a SQLite file in the launch folder
