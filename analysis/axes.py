@@ -82,11 +82,17 @@ def axis_values(runs: pd.DataFrame, key: str) -> list:
     return sorted(runs[f"params.{key}"].astype(str).unique(), key=_sort_key)
 
 
+def display_names(keys: list[str]) -> dict[str, str]:
+    """How each axis is named in labels: ``sampler.name`` -> ``sampler``, other keys as they are."""
+    return {k: short(k) for k in keys}
+
+
 def group_labels(runs: pd.DataFrame, axes: Axes) -> pd.Series:
     """One label per run: ``sampler=sumtree, warmup_episodes=30``; ``all`` if nothing varies."""
     if not axes.axes:
         return pd.Series("all", index=runs.index, name="group")
-    parts = [short(a) + "=" + runs[f"params.{a}"].astype(str) for a in axes.axes]
+    names = display_names(axes.axes)
+    parts = [names[a] + "=" + runs[f"params.{a}"].astype(str) for a in axes.axes]
     label = parts[0]
     for p in parts[1:]:
         label = label + ", " + p

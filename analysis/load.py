@@ -17,10 +17,15 @@ run's own ``episodes.csv`` artifact, one download per run, in a small thread
 pool. Only runs without that artifact fall back to ``get_metric_history``,
 one request per per-episode metric.
 
+Each usable run's cap and solve rule are read from its own params
+(:mod:`analysis.rules`) into ``Loaded.rules``; a run made before those keys
+existed gets today's CartPole values.
+
 Runs that are not FINISHED, runs without a per-episode ``episode/steps``
-series, and older re-runs of a config (same ``config_hash`` tag) are never
-mixed in: they are listed in ``left_out`` with the reason. Tag, metric and
-artifact names, the store's location and the paged search are the run
+series (or without the series their solve rule judges), runs whose solve rule
+cannot be read, and older re-runs of a config (same ``config_hash`` tag) are
+never mixed in: they are listed in ``left_out`` with the reason. Tag, metric
+and artifact names, the store's location and the paged search are the run
 contract's (``per_exp.contract``), shared with the trainer.
 """
 
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +42,8 @@ import pandas as pd
 
 from per_exp import contract as C
 from per_exp.errors import ConfigError
+
+from .rules import RulesError, RunRules, run_rules
 
 EPISODE_COLUMNS = ["run_id", "episode", "metric", "value"]
 LEFT_OUT_COLUMNS = ["run_id", "run_name", "status", "reason"]
@@ -58,9 +65,16 @@ class Loaded:
     experiment_name: str
     experiment_id: str
     tracking_uri: str
-    sweep_id: str | None = None  # the --sweep given, if any
-    n_found: int = 0  # job runs found before anything was left out
+    sweep_ids: tuple[str, ...] = ()  # the --sweep runs given, if any
+    n_found: int = 0  # job runs found (and selected by `where`) before anything was left out
     notes: list[str] = field(default_factory=list)
+    rules: dict[str, RunRules] = field(default_factory=dict)  # run id -> its cap and solve rule
+    where: tuple[tuple[str, str], ...] = ()  # the param selection applied, if any
+
+    @property
+    def sweep_id(self) -> str | None:
+        """The one sweep analysed, None for the whole experiment or several sweeps."""
+        return self.sweep_ids[0] if len(self.sweep_ids) == 1 else None
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -77,26 +91,33 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 def load_runs(
     experiment: str,
-    sweep: str | None = None,
+    sweep: str | Sequence[str] | None = None,
     tracking_uri: str | None = None,
     progress: bool = True,
     workers: int = 4,
+    where: Sequence[tuple[str, str]] = (),
 ) -> Loaded:
-    """Load the job runs of ``experiment`` (or only the children of sweep run ``sweep``).
+    """Load the job runs of ``experiment`` (or only the children of the sweep run(s) ``sweep``).
 
+    ``where``: (param key, value) pairs a run must all match (its logged param string).
     Raises :class:`LoadError` with a one-line message for an unknown experiment
     or sweep id, an experiment/sweep without job runs, or when no run is usable.
     """
+    sweeps = (sweep,) if isinstance(sweep, str) else tuple(sweep or ())
     uri = resolve_tracking_uri(tracking_uri)
     client = _client(uri)
     eid = _experiment_id(client, experiment, uri)
-    jobs, where = _job_runs(client, eid, experiment, sweep, uri, progress)
+    jobs, place = _job_runs(client, eid, experiment, sweeps, uri, progress)
+    if where:
+        jobs = _selected(jobs, where, place)
     left = _LeftOut()
     usable = _latest_finished(jobs, left)
-    kept, frames, n_from_history = _episode_series(client, usable, uri, workers, progress, left)
+    rules = _readable_rules(usable, left)
+    usable = [r for r in usable if r.info.run_id in rules]
+    kept, frames, n_from_history = _episode_series(client, usable, rules, uri, workers, progress, left)
     if not kept:
         reasons = "; ".join(sorted({r.split(" (")[0] for r in left.reasons()})) or "none"
-        raise LoadError(f"no usable runs in {where}: {len(jobs)} found, all left out ({reasons})")
+        raise LoadError(f"no usable runs in {place}: {len(jobs)} found, all left out ({reasons})")
     notes = []
     if n_from_history:
         notes.append(f"{n_from_history} run(s) had no episodes.csv; their series came from the metric history")
@@ -109,10 +130,32 @@ def load_runs(
         experiment_name=experiment,
         experiment_id=eid,
         tracking_uri=uri,
-        sweep_id=sweep,
+        sweep_ids=sweeps,
         n_found=len(jobs),
         notes=notes,
+        rules={r.info.run_id: rules[r.info.run_id] for r in kept},
+        where=tuple(where),
     )
+
+
+def _selected(jobs: list, where: Sequence[tuple[str, str]], place: str) -> list:
+    """The runs whose params match every (key, value) of `where`."""
+    picked = [r for r in jobs if all(r.data.params.get(k) == v for k, v in where)]
+    if not picked:
+        wanted = " ".join(f"{k}={v}" for k, v in where)
+        raise LoadError(f"no job run in {place} matches --where {wanted} ({len(jobs)} runs there)")
+    return picked
+
+
+def _readable_rules(runs: list, left: _LeftOut) -> dict[str, RunRules]:
+    """Each run's cap and solve rule; a run whose rule cannot be read is left out, saying why."""
+    out = {}
+    for r in runs:
+        try:
+            out[r.info.run_id] = run_rules(r.data.params)
+        except RulesError as e:
+            left.add(r, f"solve rule unreadable: {e}")
+    return out
 
 
 def _client(uri: str):
@@ -139,19 +182,22 @@ def _experiment_id(client, experiment: str, uri: str) -> str:
     return exp.experiment_id
 
 
-def _job_runs(client, eid: str, experiment: str, sweep: str | None, uri: str, progress: bool) -> tuple[list, str]:
-    """The job runs of the experiment (or of one sweep), oldest first, and how to name where they came from."""
+def _job_runs(client, eid: str, experiment: str, sweeps: Sequence[str], uri: str, progress: bool) -> tuple[list, str]:
+    """The job runs of the experiment (or of some sweeps), oldest first, and how to name where they came from."""
     from mlflow.exceptions import MlflowException
 
-    if sweep:
-        try:
-            parent = client.get_run(sweep)
-        except MlflowException:
-            raise LoadError(f"unknown sweep run id {sweep!r} at {uri}") from None
-        if parent.info.experiment_id != eid:
-            raise LoadError(f"sweep run {sweep!r} belongs to another experiment, not {experiment!r}")
-        where = f"sweep {sweep}"
-        found = C.search_runs(client, eid, C.tag_equals(C.TAG_PARENT, sweep), order_by=["attributes.start_time ASC"])
+    if sweeps:
+        found = []
+        for sweep in dict.fromkeys(sweeps):
+            try:
+                parent = client.get_run(sweep)
+            except MlflowException:
+                raise LoadError(f"unknown sweep run id {sweep!r} at {uri}") from None
+            if parent.info.experiment_id != eid:
+                raise LoadError(f"sweep run {sweep!r} belongs to another experiment, not {experiment!r}")
+            found += C.search_runs(client, eid, C.tag_equals(C.TAG_PARENT, sweep))
+        found.sort(key=lambda r: r.info.start_time or 0)
+        where = f"sweep {sweeps[0]}" if len(sweeps) == 1 else f"sweeps {', '.join(sweeps)}"
     else:
         where = f"experiment {experiment!r}"
         found = C.search_runs(client, eid, order_by=["attributes.start_time ASC"])
@@ -202,10 +248,10 @@ def _latest_finished(jobs: list, left: _LeftOut) -> list:
 
 
 def _episode_series(
-    client, usable: list, uri: str, workers: int, progress: bool, left: _LeftOut
+    client, usable: list, rules: dict[str, RunRules], uri: str, workers: int, progress: bool, left: _LeftOut
 ) -> tuple[list, list[pd.DataFrame], int]:
     """(runs kept, their long per-episode frames, how many came from the metric history); one episodes.csv
-    download per run, in parallel. A run without a learning curve is left out."""
+    download per run, in parallel. A run without a learning curve (or the series its rule judges) is left out."""
     frames: list[pd.DataFrame] = []
     kept: list = []
     n_from_history = 0
@@ -218,8 +264,11 @@ def _episode_series(
             if df is None or df.empty:
                 left.add(r, f"no per-episode series (no {C.ARTIFACT_EPISODES} and no metric history)")
                 continue
-            if C.CURVE_METRIC not in set(df["metric"]):
-                left.add(r, f"no per-episode {C.CURVE_METRIC!r} series")
+            have = set(df["metric"])
+            judged = rules[r.info.run_id].solve.curve_metric
+            missing = [m for m in dict.fromkeys((C.CURVE_METRIC, judged)) if m not in have]
+            if missing:
+                left.add(r, f"no per-episode {missing[0]!r} series")
                 continue
             n_from_history += how == "history"
             frames.append(df)

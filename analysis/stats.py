@@ -18,6 +18,20 @@ within each algorithm; ``scipy.stats.bootstrap`` with one sample per group
 Direction. Episodes-to-solve is better when *lower*; the other scores are
 better when higher. Every function that compares takes ``higher_is_better``.
 
+Few seeds. A percentile bootstrap over n values never leaves their range, and
+for n <= 3 its 95% interval *is* the min-max range (all n draws land on the
+minimum with probability n^-n >= 2.5%); below ``MIN_SEEDS_FOR_CI`` (5) seeds
+per group no interval is called a CI here: aggregates carry the seeds' range
+(``interval == "range"``) and comparisons none.
+
+Censoring. When runs had different episode caps (allowed by the user), an
+unsolved run's time to solve is only known to exceed what it used.
+``censored_p_better`` is then P(X better than Y) by Gehan's generalised
+Wilcoxon rule: a pair counts when its order is known despite the censoring;
+a pair that censoring leaves unordered counts one half, as a tie does. With
+one cap for every run it equals rliable's probability of improvement with
+unsolved runs at the cap.
+
 Everything here is a pure function of small NumPy arrays.
 """
 
@@ -31,11 +45,12 @@ import pandas as pd
 import scipy.stats
 from rliable import metrics as rly_metrics
 
-from per_exp import contract as C
-
 CONFIDENCE = 0.95
 REPS = 2000
-ROLLING_WINDOW = 10  # episodes in the final rolling mean (the solve rule's window)
+ROLLING_WINDOW = 10  # episodes in the final rolling mean and the curves' smoothing
+MIN_SEEDS_FOR_CI = 5  # fewer runs in a group: its interval is the seeds' range, not a CI
+#: what an aggregate's (lo, hi) is
+CI, RANGE, NO_INTERVAL = "95% CI", "range", "none"
 
 
 # --------------------------------------------------------------------------- aggregates
@@ -92,36 +107,54 @@ def bootstrap_ci(
     return lo, hi
 
 
+def interval_kind(n: int, min_n: int = MIN_SEEDS_FOR_CI) -> str:
+    """What a group of n runs gets: a bootstrap CI, the seeds' range, or nothing."""
+    return CI if n >= min_n else (RANGE if n >= 2 else NO_INTERVAL)
+
+
 def aggregate_table(
     scores: Mapping[str, Sequence[float]],
     reps: int = REPS,
     seed: int = 0,
     aggregates: Sequence[str] = ("IQM", "mean", "median"),
+    min_n: int = MIN_SEEDS_FOR_CI,
 ) -> pd.DataFrame:
-    """Per group and aggregate: point estimate and 95% CI.
+    """Per group and aggregate: point estimate and its interval.
 
-    Columns ``group, n, aggregate, point, lo, hi`` (one row per group x aggregate).
+    Columns ``group, n, aggregate, point, lo, hi, interval``: ``interval`` is
+    ``CI`` (a 95% stratified-bootstrap CI, n >= min_n), ``RANGE`` (min and max
+    of the runs, 2 <= n < min_n) or ``NO_INTERVAL`` (one run, lo = hi = NaN).
+    Missing values (NaN: a run without that score) are dropped first.
     """
     rows = []
     for group, values in scores.items():
         x = np.asarray(values, dtype=float)
+        x = x[~np.isnan(x)]
+        kind = interval_kind(len(x), min_n)
         for name in aggregates:
             point_fn, vec_fn = AGGREGATES[name]
-            lo, hi = bootstrap_ci((x,), vec_fn, reps=reps, seed=seed)
+            if kind == CI:
+                lo, hi = bootstrap_ci((x,), vec_fn, reps=reps, seed=seed)
+            elif kind == RANGE:
+                lo, hi = float(np.min(x)), float(np.max(x))
+            else:
+                lo = hi = np.nan
+            point = point_fn(x) if len(x) else np.nan
             rows.append(
-                {"group": group, "n": len(x), "aggregate": name, "point": point_fn(x), "lo": float(lo), "hi": float(hi)}
+                {
+                    "group": group,
+                    "n": len(x),
+                    "aggregate": name,
+                    "point": point,
+                    "lo": float(lo),
+                    "hi": float(hi),
+                    "interval": kind,
+                }
             )
-    return pd.DataFrame(rows, columns=["group", "n", "aggregate", "point", "lo", "hi"])
+    return pd.DataFrame(rows, columns=["group", "n", "aggregate", "point", "lo", "hi", "interval"])
 
 
 # --------------------------------------------------------------------------- comparisons
-
-
-def _p_greater(x, y, axis=-1):
-    """P(X > Y) + 0.5 P(X = Y) over all pairs; vectorised over leading axes."""
-    x = np.moveaxis(np.asarray(x), axis, -1)[..., :, None]
-    y = np.moveaxis(np.asarray(y), axis, -1)[..., None, :]
-    return np.mean((x > y) + 0.5 * (x == y), axis=(-2, -1))
 
 
 def probability_of_improvement(x, y, higher_is_better: bool = True) -> float:
@@ -137,33 +170,153 @@ def probability_of_improvement(x, y, higher_is_better: bool = True) -> float:
     return float(rly_metrics.probability_of_improvement(x, y))
 
 
+def pair_scores(x, xc, y, yc, higher_is_better: bool = True) -> np.ndarray:
+    """Score of every pair (x_i, y_j) on trailing axes (..., n, m): 1 when x_i is better, 0 when y_j is,
+    1/2 for a tie or a pair that censoring leaves unordered (Gehan).
+
+    ``xc``/``yc``: True where the value is censored, i.e. the run's true score is only
+    known to be *worse* than or equal to the value (an unsolved run: at least its cap).
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    xc, yc = np.asarray(xc, bool), np.asarray(yc, bool)
+    if higher_is_better:  # "better" = smaller from here on
+        x, y = -x, -y
+    a, b = x[..., :, None], y[..., None, :]
+    win = ~xc[..., :, None] & (a < b)  # x observed and below what y is at least
+    loss = ~yc[..., None, :] & (b < a)
+    return win + 0.5 * (1.0 - win - loss)
+
+
+def rank_p_better(x, y, higher_is_better: bool = True) -> np.ndarray:
+    """P(X better than Y), ties 1/2, on the last axis of (..., n) and (..., m) arrays, from ranks.
+
+    The Mann-Whitney U statistic over n*m, in O((n+m) log(n+m)) per row instead of
+    the n*m pairs: what makes the bootstrap of a 1000-seed comparison affordable.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n, m = x.shape[-1], y.shape[-1]
+    both = np.concatenate([x, y], axis=-1)
+    if not higher_is_better:
+        both = -both
+    ranks = scipy.stats.rankdata(both, axis=-1)  # ties get their average rank
+    u = ranks[..., :n].sum(axis=-1) - n * (n + 1) / 2.0
+    return u / (n * m)
+
+
+def censored_p_better(x, xc, y, yc, higher_is_better: bool = True) -> float:
+    """P(X better than Y) with censored values (Gehan's rule); see :func:`pair_scores`."""
+    return float(np.mean(pair_scores(x, xc, y, yc, higher_is_better)))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """P(X better than Y) for one pair of groups, with what its bootstrap says."""
+
+    p: float
+    n_x: int
+    n_y: int
+    se: float  # bootstrap standard error of p (NaN without a bootstrap)
+    intervals: dict  # confidence level -> (lo, hi), percentile bootstrap; NaN when a group has < min_n runs
+    var_x: float  # DeLong's variance components: var(p) ~ var_x / n_x + var_y / n_y
+    var_y: float
+
+    @property
+    def has_ci(self) -> bool:
+        return not np.isnan(self.se)
+
+    def excludes_half(self, level: float) -> bool:
+        lo, hi = self.intervals[level]
+        return bool(lo > 0.5 or hi < 0.5)
+
+
+def compare(
+    x,
+    y,
+    xc=None,
+    yc=None,
+    higher_is_better: bool = True,
+    levels: Sequence[float] = (CONFIDENCE,),
+    reps: int = REPS,
+    seed: int = 0,
+    min_n: int = MIN_SEEDS_FOR_CI,
+) -> Comparison:
+    """P(X better than Y), its stratified-bootstrap SE and percentile intervals at each of `levels`.
+
+    Without censoring (``xc``/``yc`` None) the point estimate is rliable's
+    probability of improvement; with it, Gehan's rule (:func:`pair_scores`).
+    Groups of fewer than `min_n` runs get no interval and no SE.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    censored = xc is not None or yc is not None
+    xc = np.zeros(len(x), bool) if xc is None else np.asarray(xc, bool)
+    yc = np.zeros(len(y), bool) if yc is None else np.asarray(yc, bool)
+    pairs = pair_scores(x, xc, y, yc, higher_is_better)
+    p = float(pairs.mean()) if censored else probability_of_improvement(x, y, higher_is_better)
+    var_x = float(np.var(pairs.mean(axis=1), ddof=1)) if len(x) > 1 else np.nan
+    var_y = float(np.var(pairs.mean(axis=0), ddof=1)) if len(y) > 1 else np.nan
+    nan = (np.nan, np.nan)
+    if min(len(x), len(y)) < max(min_n, 2):
+        return Comparison(p, len(x), len(y), np.nan, {lv: nan for lv in levels}, var_x, var_y)
+
+    def stat(sx, sy, axis=-1):
+        # each sample is (value, censored) stacked on axis 0; scipy resamples the last axis
+        return np.mean(pair_scores(sx[0], sx[1] > 0.5, sy[0], sy[1] > 0.5, higher_is_better), axis=(-2, -1))
+
+    def ranked(sx, sy, axis=-1):
+        return rank_p_better(sx[0], sy[0], higher_is_better)
+
+    res = scipy.stats.bootstrap(
+        (np.vstack([x, xc]), np.vstack([y, yc])),
+        stat if censored else ranked,
+        n_resamples=reps,
+        method="percentile",
+        vectorized=True,
+        paired=False,
+        axis=-1,
+        batch=max(1, min(200, 4_000_000 // (len(x) * len(y)))) if censored else 200,
+        random_state=np.random.default_rng(seed),
+    )
+    dist = np.asarray(res.bootstrap_distribution)
+    intervals = {
+        lv: (float(np.percentile(dist, 50 * (1 - lv))), float(np.percentile(dist, 50 * (1 + lv)))) for lv in levels
+    }
+    return Comparison(p, len(x), len(y), float(np.std(dist, ddof=1)), intervals, var_x, var_y)
+
+
 def improvement_matrix(
     scores: Mapping[str, Sequence[float]],
     higher_is_better: bool = True,
     reps: int = REPS,
     seed: int = 0,
+    censored: Mapping[str, Sequence[bool]] | None = None,
+    min_n: int = MIN_SEEDS_FOR_CI,
 ) -> pd.DataFrame:
     """All ordered pairs X != Y: P(X better than Y) with a 95% stratified-bootstrap CI.
 
-    Columns ``x, y, p, lo, hi``.
+    Columns ``x, y, p, lo, hi`` (lo, hi NaN when a group has fewer than `min_n`
+    runs). ``censored[group]`` marks censored runs (Gehan's rule, see
+    :func:`pair_scores`). Each unordered pair is bootstrapped once:
+    P(Y better than X) = 1 - P(X better than Y).
     """
-    sign = 1.0 if higher_is_better else -1.0
+    groups = list(scores)
     rows = []
-    for gx, x in scores.items():
-        for gy, y in scores.items():
-            if gx == gy:
-                continue
-            xs, ys = sign * np.asarray(x, float), sign * np.asarray(y, float)
-            lo, hi = bootstrap_ci((xs, ys), _p_greater, reps=reps, seed=seed)
-            rows.append(
-                {
-                    "x": gx,
-                    "y": gy,
-                    "p": probability_of_improvement(x, y, higher_is_better),
-                    "lo": float(lo),
-                    "hi": float(hi),
-                }
+    for i, gx in enumerate(groups):
+        for gy in groups[i + 1 :]:
+            c = compare(
+                scores[gx],
+                scores[gy],
+                None if censored is None else censored[gx],
+                None if censored is None else censored[gy],
+                higher_is_better,
+                reps=reps,
+                seed=seed,
+                min_n=min_n,
             )
+            lo, hi = c.intervals[CONFIDENCE]
+            rows.append({"x": gx, "y": gy, "p": c.p, "lo": lo, "hi": hi})
+            rows.append({"x": gy, "y": gx, "p": 1.0 - c.p, "lo": 1.0 - hi, "hi": 1.0 - lo})
+    order = {g: k for k, g in enumerate(groups)}
+    rows.sort(key=lambda r: (order[r["x"]], order[r["y"]]))
     return pd.DataFrame(rows, columns=["x", "y", "p", "lo", "hi"])
 
 
@@ -183,12 +336,14 @@ def performance_profile(
     higher_is_better: bool = True,
     reps: int = REPS,
     seed: int = 0,
+    known_below: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Run-score distribution per group with a pointwise 95% bootstrap band.
 
     Columns ``group, tau, fraction, lo, hi``. For episodes to solve (lower
     better) the profile at tau is the fraction of runs solved within tau
-    episodes.
+    episodes. ``known_below[group]``: the profile is only known for tau below
+    it (the group's smallest cap when caps differ); NaN from there on.
     """
     taus = np.asarray(taus, dtype=float)
 
@@ -202,11 +357,11 @@ def performance_profile(
     for g, values in scores.items():
         x = np.asarray(values, dtype=float)
         lo, hi = bootstrap_ci((x,), stat, reps=reps, seed=seed)
-        frames.append(
-            pd.DataFrame(
-                {"group": g, "tau": taus, "fraction": profile_points(x, taus, higher_is_better), "lo": lo, "hi": hi}
-            )
-        )
+        frac = profile_points(x, taus, higher_is_better)
+        if known_below is not None and g in known_below:
+            unknown = taus >= known_below[g]
+            frac, lo, hi = (np.where(unknown, np.nan, np.asarray(a, float)) for a in (frac, lo, hi))
+        frames.append(pd.DataFrame({"group": g, "tau": taus, "fraction": frac, "lo": lo, "hi": hi}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -271,112 +426,3 @@ def curve_band(
             point[j] = point_fn(col)
             lo[j], hi[j] = bootstrap_ci((col,), vec_fn, reps=reps, seed=seed)
     return point, lo, hi
-
-
-# --------------------------------------------------------------------------- per-run scores
-
-
-@dataclass(frozen=True)
-class Score:
-    column: str
-    label: str
-    higher_is_better: bool
-    unit: str
-    short: str  # axis label
-
-
-SCORES = {
-    "episodes_to_solve": Score(
-        "episodes_to_solve", "Episodes to solve", False, "episodes", "Episodes to solve (lower better)"
-    ),
-    "auc": Score(
-        "auc", "Area under the learning curve (mean episode length)", True, "steps", "AUC: mean episode length"
-    ),
-    "final_length": Score(
-        "final_length",
-        f"Final episode length (mean of last {ROLLING_WINDOW})",
-        True,
-        "steps",
-        f"Final length (last {ROLLING_WINDOW} episodes)",
-    ),
-}
-
-
-def _float_or(row, key: str, default: float = np.nan) -> float:
-    """The row's value at `key` as a float; `default` when it is missing or not a number."""
-    v = row.get(key, default)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return default
-
-
-def _metric(key: str) -> str:
-    """The runs frame's column of a run metric."""
-    return f"metrics.{key}"
-
-
-def _param(key: str) -> str:
-    """The runs frame's column of a run param."""
-    return f"params.{key}"
-
-
-def run_scores(
-    runs: pd.DataFrame,
-    episodes: pd.DataFrame,
-    groups: pd.Series,
-    metric: str = C.CURVE_METRIC,
-    grid_len: int | None = None,
-    window: int = ROLLING_WINDOW,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-run scores and the learning-curve matrix on the common grid.
-
-    * ``episodes_to_solve``: the logged ``solved_episode`` (0-based index of
-      the episode at which the solve rule fired); a run that never solved
-      counts as ``max_episodes`` (its ``episode_cap``), so it ranks below every solved run.
-    * ``auc``: mean episode length over the common grid ``0 .. grid_len-1``
-      (default: the longest run analysed), solved runs extended at their
-      final rolling level (see :func:`resample_curve`).
-    * ``final_length``: mean length of the run's own last ``window`` episodes.
-
-    Returns ``(scores, curves)``; ``curves[i]`` is the run in ``scores`` row i.
-    """
-    series = episodes[episodes["metric"] == metric]
-    by_run = {rid: df for rid, df in series.groupby("run_id")}
-    if grid_len is None:
-        grid_len = int(max(df["episode"].max() + 1 for df in by_run.values()))
-    rows, mats = [], []
-    for i, row in runs.reset_index(drop=True).iterrows():
-        rid = row["run_id"]
-        df = by_run[rid].sort_values("episode")
-        solved_ep = _float_or(row, _metric(C.SOLVED_EPISODE))
-        solved_flag = _float_or(row, _metric(C.SOLVED))
-        solved = bool(solved_flag == 1.0) if not np.isnan(solved_flag) else not np.isnan(solved_ep)
-        episode_cap = _float_or(row, _param(C.PARAM_MAX_EPISODES))
-        if np.isnan(episode_cap):
-            episode_cap = float(df["episode"].max() + 1)
-        curve = resample_curve(df["episode"], df["value"], grid_len, solved, window)
-        mats.append(curve)
-        rows.append(
-            {
-                "run_id": rid,
-                "run_name": row.get("run_name"),
-                "group": groups.iloc[i],
-                "seed": row.get(_param(C.PARAM_SEED)),
-                "solved": solved,
-                "episodes_to_solve": solved_ep if solved and not np.isnan(solved_ep) else episode_cap,
-                "auc": float(np.nanmean(curve)),
-                "final_length": final_rolling(df["value"].to_numpy(), window),
-                "episodes": _float_or(row, _metric(C.EPISODES), float(len(df))),
-                "episode_cap": episode_cap,
-                "wall_seconds": _float_or(row, _metric(C.WALL_SECONDS)),
-                "sps": _float_or(row, _metric(C.SPS)),
-                "total_env_steps": _float_or(row, _metric(C.TOTAL_ENV_STEPS)),
-            }
-        )
-    return pd.DataFrame(rows), np.vstack(mats)
-
-
-def by_group(scores: pd.DataFrame, column: str, order: Sequence[str]) -> dict:
-    """``{group: array of the column}`` in the given group order."""
-    return {g: scores.loc[scores["group"] == g, column].to_numpy(dtype=float) for g in order}

@@ -5,19 +5,29 @@ import re
 import numpy as np
 import pytest
 
+from analysis.render import md_table, render_html
 from analysis.report import build_report, main
 from per_exp import contract as C
 from tests.support.stores import BASE_PARAMS, log_job, new_store, run_report, run_reports, synthetic_lengths
 
 #: figure -> axis labels that must be in its SVG text
 EXPECTED_LABELS = {
-    "learning_curves": ["Episode", "Episode length (steps, rolling mean of 10)"],
-    "episodes_to_solve": ["Episodes to solve (never solved = cap; lower is better)", "Group"],
-    "aggregates": ["Episodes to solve (lower better)", "AUC: mean episode length", "Final length", "Group"],
+    "learning_curves": ["Episode", "Episode length (rolling mean of 10)"],
+    "learning_curves_steps": ["Env steps", "Episode length (rolling mean of 10)"],
+    "episodes_to_solve": ["Episodes to solve (lower is better)", "Group"],
+    "env_steps_to_solve": ["Env steps to solve (lower is better)", "Group"],
+    "aggregates": [
+        "Episodes to solve (lower better)",
+        "Env steps to solve",
+        "AUC per episode",
+        "AUC per env step",
+        "Final episode length",
+        "Group",
+    ],
     "ablation_grid": ["sampler", "warmup_episodes=0", "warmup_episodes=30", "Episodes to solve"],
     "probability_of_improvement": ["Y (compared against)", "P(X better than Y)"],
     "performance_profile": ["(episodes)", "Fraction of runs solved within"],
-    "compute": ["Wall time per run (s)", "Env steps per second"],
+    "compute": ["Wall time per run, start-up", "Env steps per second,", "One-time start-up per run (s)"],
 }
 
 
@@ -150,8 +160,6 @@ def test_store_text_in_the_html_report_is_shown_never_run():
     """Run names, params and tags come from the store, which anyone who can write a run controls."""
     import pandas as pd
 
-    from analysis.report import md_table, render_html
-
     hostile = pd.DataFrame(
         {
             "group": ["<script>alert(1)</script>", "[click](javascript:alert(2))", "ok"],
@@ -167,3 +175,123 @@ def test_store_text_in_the_html_report_is_shown_never_run():
     assert 'href="javascript' not in body and 'src="data:' not in body and 'href="\x01' not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text
     assert 'href="https://mlflow.org"' in page  # ordinary links still work
+
+
+def _census(uri: str) -> dict:
+    """Every job run in the store: run id -> (status, config hash, sampler, seed)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("per-cartpole")
+    return {
+        r.info.run_id: (
+            r.info.status,
+            r.data.tags.get(C.TAG_CONFIG_HASH),
+            r.data.params.get("sampler.name"),
+            int(r.data.params[C.PARAM_SEED]),
+        )
+        for r in C.search_runs(client, exp.experiment_id)
+        if r.data.tags.get(C.TAG_ROLE) == C.ROLE_JOB
+    }
+
+
+@pytest.mark.slow
+def test_plan_prints_commands_that_add_exactly_the_missing_runs(tmp_path):
+    """Real CLI end to end: a pilot too small for a CI; --plan's commands, run as printed, add exactly
+    the runs the plan asks for (and a second run of them adds nothing)."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.support.stores import REPO, run_real_sweep
+
+    assert run_real_sweep(tmp_path, ["sampler=uniform,sumtree", "seed=0,1", "max_episodes=2"]).returncode == 0
+    assert run_real_sweep(tmp_path, ["sampler=uniform", "seed=2", "max_episodes=2"]).returncode == 0
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    before = _census(uri)
+    assert sorted((s, seed) for _, _, s, seed in before.values()) == [
+        ("sumtree", 0),
+        ("sumtree", 1),
+        ("uniform", 0),
+        ("uniform", 1),
+        ("uniform", 2),
+    ]
+    args = [
+        "--experiment",
+        "per-cartpole",
+        "--tracking-uri",
+        uri,
+        "--out",
+        "rep",
+        "--reps",
+        "200",
+        "--no-log",
+        "--quiet",
+        "--plan",
+    ]
+    proc = run_report(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    commands = [ln for ln in proc.stdout.splitlines() if ln.startswith("python -m per_exp.train")]
+    assert len(commands) == 2, proc.stdout  # uniform needs seeds 3-4, sumtree 2-4: two sweeps
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "pilot first (5 seeds)" in md and all(c in md for c in commands)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("MLFLOW_TRACKING_URI", None)
+
+    def run(line):
+        argv = shlex.split(line)
+        done = subprocess.run(
+            [sys.executable, *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    for line in commands:
+        run(line)
+    after = _census(uri)
+    new = {k: v for k, v in after.items() if k not in before}
+    assert {k: after[k] for k in before} == before  # nothing existing was touched
+    assert sorted((s, seed) for _, _, s, seed in new.values()) == [
+        ("sumtree", 2),
+        ("sumtree", 3),
+        ("sumtree", 4),
+        ("uniform", 3),
+        ("uniform", 4),
+    ]
+    assert all(status == "FINISHED" for status, *_ in after.values())
+    assert len({h for _, h, _, _ in after.values()}) == len(after) == 10  # each config trained once
+    run(commands[0])  # launched again: every job is FINISHED, so it is skipped
+    assert _census(uri) == after
+    # the pilot is complete: 5 seeds each, all unsolved in 2 episodes: no effect to plan for
+    proc = run_report(args, cwd=tmp_path)
+    assert proc.returncode == 0 and "# nothing to add" in proc.stdout, proc.stdout
+
+
+@pytest.mark.slow
+def test_the_one_time_numba_compile_lands_in_the_first_run_and_the_report_shows_it_apart(tmp_path):
+    """A cold numba cache, two runs in one process (the basic launcher): the first run's wall time
+    carries the compile; the report's steady times do not."""
+    import os
+
+    from analysis.analyse import analyse
+    from analysis.load import load_runs
+
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    os.environ["NUMBA_CACHE_DIR"] = str(cache)  # inherited by the trainer's subprocess only
+    try:
+        from tests.support.stores import run_real_sweep
+
+        proc = run_real_sweep(tmp_path, ["sampler=sumtree", "seed=0,1", "max_episodes=20"])
+    finally:
+        del os.environ["NUMBA_CACHE_DIR"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = load_runs("per-cartpole", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", progress=False)
+    s = analyse(loaded, reps=200).scores.set_index("seed")
+    first = s.loc["0"]
+    print(s[["wall_seconds", "startup_seconds", "steady_wall_seconds", "total_env_steps"]])
+    raw = s["wall_seconds"] / s["total_env_steps"]
+    steady = s["steady_wall_seconds"] / s["total_env_steps"]
+    assert raw["0"] > 8 * raw["1"]  # per env step, the first run is charged for the compile
+    assert first["startup_seconds"] > 0.8 * (first["wall_seconds"] - raw["1"] * first["total_env_steps"])
+    assert steady.max() < 4 * steady.min()  # without it the two runs cost about alike (a loaded machine)

@@ -6,7 +6,6 @@ import pytest
 
 from analysis import stats
 from analysis.axes import find_axes, group_labels, group_order
-from per_exp import contract as C
 
 # ---------------------------------------------------------------- aggregates
 
@@ -42,12 +41,34 @@ def test_bootstrap_ci_coverage_is_near_nominal():
 
 
 def test_single_run_group_has_no_ci_and_constant_group_zero_width():
-    t = stats.aggregate_table({"one": [5.0], "flat": [3.0, 3.0, 3.0]}, reps=200)
+    t = stats.aggregate_table({"one": [5.0], "flat": [3.0] * 5}, reps=200)
     one = t[t["group"] == "one"]
-    assert one["lo"].isna().all() and one["hi"].isna().all()
+    assert one["lo"].isna().all() and one["hi"].isna().all() and (one["interval"] == stats.NO_INTERVAL).all()
     assert (one["point"] == 5.0).all()
     flat = t[t["group"] == "flat"]
-    assert (flat["lo"] == 3.0).all() and (flat["hi"] == 3.0).all()
+    assert (flat["lo"] == 3.0).all() and (flat["hi"] == 3.0).all() and (flat["interval"] == stats.CI).all()
+
+
+def test_with_three_seeds_the_bootstrap_95_interval_is_the_range_so_the_table_says_range():
+    """Why fewer than 5 seeds get no CI: the percentile bootstrap returns the min-max range."""
+    x = np.array([80.0, 97.0, 120.0])
+    for agg in ("IQM", "mean", "median"):
+        lo, hi = stats.bootstrap_ci((x,), stats.AGGREGATES[agg][1], reps=2000, seed=0)
+        assert (lo, hi) == (80.0, 120.0), agg  # 1/27 of resamples are all-minimum: above 2.5%
+    t = stats.aggregate_table({"three": x, "four": [1.0, 2, 3, 10], "five": [1.0, 2, 3, 4, 10]}, reps=500)
+    three, four, five = (t[t["group"] == g] for g in ("three", "four", "five"))
+    assert (three["interval"] == stats.RANGE).all() and (three["lo"] == 80.0).all() and (three["hi"] == 120.0).all()
+    assert (four["interval"] == stats.RANGE).all() and (four["hi"] == 10.0).all()
+    assert (five["interval"] == stats.CI).all()
+    # a comparison with a 3-seed group has no CI and no SE, only its point estimate
+    c = stats.compare(x, [50.0, 60, 70, 80, 90], higher_is_better=False, reps=300)
+    assert c.p == pytest.approx(1.5 / 15)  # 80 beats 90 and ties 80
+    assert not c.has_ci and np.isnan(c.intervals[stats.CONFIDENCE][0])
+
+
+def test_missing_scores_are_dropped_before_aggregating():
+    t = stats.aggregate_table({"g": [1.0, np.nan, 3.0, 5.0, 7.0, 9.0]}, reps=200)
+    assert (t["n"] == 5).all() and t.set_index("aggregate").loc["mean", "point"] == 5.0
 
 
 # ---------------------------------------------------------------- comparisons
@@ -62,17 +83,58 @@ def test_probability_of_improvement_known_samples():
     assert stats.probability_of_improvement(x, y, higher_is_better=False) == pytest.approx(0.5 / 6)
     assert stats.probability_of_improvement([1, 2, 3], [2, 2]) == pytest.approx(0.5)  # (2 + 0.5*2) / 6
     assert stats.probability_of_improvement([5, 5], [5, 5]) == 0.5
-    # the vectorised bootstrap statistic agrees with rliable's
-    assert stats._p_greater(np.array([3.0, 4.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(5.5 / 6)
+    # the bootstrap's two statistics (pairs and ranks) agree with rliable's
+    no = np.zeros(3, bool)
+    assert stats.censored_p_better([3.0, 4.0], no[:2], [1.0, 2.0, 3.0], no) == pytest.approx(5.5 / 6)
+    assert stats.rank_p_better(np.array([3.0, 4.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(5.5 / 6)
+    rng = np.random.default_rng(4)
+    for _ in range(20):  # ties and infinities (unsolved runs) included
+        a = np.where(rng.random(9) < 0.2, np.inf, rng.integers(0, 6, 9)).astype(float)
+        b = np.where(rng.random(7) < 0.2, np.inf, rng.integers(0, 6, 7)).astype(float)
+        for hib in (True, False):
+            want = stats.probability_of_improvement(a, b, hib)
+            assert stats.rank_p_better(a, b, hib) == pytest.approx(want)
+            assert stats.censored_p_better(a, np.zeros(9, bool), b, np.zeros(7, bool), hib) == pytest.approx(want)
 
 
 def test_improvement_matrix_direction_and_ci():
-    scores = {"fast": np.array([10.0, 12, 14, 11]), "slow": np.array([50.0, 60, 55, 58])}
+    scores = {"fast": np.array([10.0, 12, 14, 11, 13]), "slow": np.array([50.0, 60, 55, 58, 52])}
     m = stats.improvement_matrix(scores, higher_is_better=False, reps=300).set_index(["x", "y"])
     assert m.loc[("fast", "slow"), "p"] == 1.0
     assert m.loc[("slow", "fast"), "p"] == 0.0
     assert m.loc[("fast", "slow"), "lo"] == 1.0  # every resample: fast beats slow
+    assert m.loc[("slow", "fast"), "hi"] == 0.0
     assert len(m) == 2
+    few = stats.improvement_matrix({"a": [1.0, 2, 3], "b": [4.0, 5, 6, 7, 8]}, reps=300)
+    assert few["lo"].isna().all() and few["hi"].isna().all()  # 3 seeds: no CI
+
+
+def test_censored_comparison_by_hand():
+    # lower is better; x: solved at 10, unsolved under a cap of 50; y: solved at 30 and at 80
+    x, xc = [10.0, 50.0], [False, True]
+    y, yc = [30.0, 80.0], [False, False]
+    # (10,30) x wins; (10,80) x wins; (50+,30) y wins; (50+,80) unknown: 1/2  -> 2.5 / 4
+    assert stats.censored_p_better(x, xc, y, yc, higher_is_better=False) == pytest.approx(2.5 / 4)
+    # without censoring the cap would count as a finish at 50, beating 80: 3 / 4
+    assert stats.probability_of_improvement(x, y, higher_is_better=False) == pytest.approx(3 / 4)
+    # with one cap for everyone, censoring at the cap is rliable's answer with unsolved runs at the cap
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 120, 15).astype(float)
+    b = rng.integers(0, 120, 11).astype(float)
+    ac, bc = a >= 100, b >= 100
+    a[ac], b[bc] = 100.0, 100.0
+    assert stats.censored_p_better(a, ac, b, bc, False) == pytest.approx(stats.probability_of_improvement(a, b, False))
+
+
+def test_compare_bootstrap_se_matches_delong_and_levels_nest():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 40), rng.normal(0.6, 1, 40)
+    c = stats.compare(x, y, higher_is_better=False, levels=(0.95, 0.975), reps=2000)
+    assert c.p == pytest.approx(stats.probability_of_improvement(x, y, False))
+    delong = np.sqrt(c.var_x / 40 + c.var_y / 40)
+    assert c.se == pytest.approx(delong, rel=0.15)
+    (lo95, hi95), (lo975, hi975) = c.intervals[0.95], c.intervals[0.975]
+    assert lo975 <= lo95 < c.p < hi95 <= hi975
 
 
 # ---------------------------------------------------------------- profiles
@@ -82,6 +144,15 @@ def test_profile_points_both_directions():
     x = [1, 3, 5]
     assert stats.profile_points(x, [0, 1, 3, 5], higher_is_better=False).tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert stats.profile_points(x, [0, 1, 3, 5], higher_is_better=True).tolist() == pytest.approx([1, 2 / 3, 1 / 3, 0])
+
+
+def test_performance_profile_stops_where_a_group_is_censored():
+    prof = stats.performance_profile(
+        {"a": [1, 3, 9], "b": [2, 5, 5]}, np.arange(8), False, reps=200, known_below={"a": 5}
+    )
+    a = prof[prof["group"] == "a"].set_index("tau")
+    assert a.loc[4, "fraction"] == pytest.approx(2 / 3) and np.isnan(a.loc[5:, ["fraction", "lo", "hi"]]).all().all()
+    assert not prof[prof["group"] == "b"]["fraction"].isna().any()
 
 
 def test_performance_profile_band_contains_point():
@@ -125,48 +196,6 @@ def test_curve_band_shapes_and_order():
     m[0, 2] = np.nan  # a run missing at the last grid point uses the others
     point, lo, hi = stats.curve_band(m, "mean", reps=300)
     assert point[2] == pytest.approx(5.0)
-
-
-# ---------------------------------------------------------------- per-run scores
-
-
-def _toy_runs():
-    runs = pd.DataFrame(
-        {
-            "run_id": ["a", "b"],
-            "run_name": ["uniform-dueling-s0", "uniform-dueling-s1"],
-            "params.seed": ["0", "1"],
-            "params.max_episodes": ["6", "6"],
-            f"metrics.{C.SOLVED}": [1.0, 0.0],
-            f"metrics.{C.SOLVED_EPISODE}": [3.0, np.nan],
-            f"metrics.{C.WALL_SECONDS}": [1.0, 2.0],
-            f"metrics.{C.SPS}": [100.0, 200.0],
-        }
-    )
-    eps = pd.DataFrame(
-        {
-            "run_id": ["a"] * 4 + ["b"] * 6,
-            "episode": [0, 1, 2, 3] + [0, 1, 2, 3, 4, 5],
-            "metric": C.EPISODE_STEPS,
-            "value": [10.0, 20, 200, 200] + [10.0, 10, 10, 10, 10, 40],
-        }
-    )
-    return runs, eps
-
-
-def test_run_scores_by_hand():
-    runs, eps = _toy_runs()
-    scores, curves = stats.run_scores(runs, eps, pd.Series(["g", "g"]), window=2)
-    a, b = scores.iloc[0], scores.iloc[1]
-    assert a["solved"] and not b["solved"]
-    assert a["episodes_to_solve"] == 3.0  # the logged solved_episode
-    assert b["episodes_to_solve"] == 6.0  # never solved: the cap max_episodes
-    # grid 0..5; a continues at mean(200, 200) = 200 after episode 3
-    assert curves[0].tolist() == [10, 20, 200, 200, 200, 200]
-    assert a["auc"] == pytest.approx((10 + 20 + 200 * 4) / 6)
-    assert b["auc"] == pytest.approx(90 / 6)
-    assert a["final_length"] == 200 and b["final_length"] == 25.0
-    assert curves.shape == (2, 6)
 
 
 # ---------------------------------------------------------------- axes

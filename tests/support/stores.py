@@ -65,6 +65,16 @@ def synthetic_lengths(rng, speed: float, max_episodes: int, consecutive: int = 1
     return lengths, None
 
 
+def job_overrides(params: dict) -> str:
+    """The ``hydra.overrides`` tag a real job would carry for these params: the keys that differ from
+    BASE_PARAMS, and the seed, space-separated (config groups named by their group: ``sampler=sumtree``)."""
+    parts = []
+    for k, v in params.items():
+        if k == C.PARAM_SEED or v != BASE_PARAMS.get(k):
+            parts.append(f"{k[: -len('.name')] if k.endswith('.name') else k}={v}")
+    return " ".join(parts)
+
+
 def log_job(
     client,
     eid,
@@ -76,7 +86,11 @@ def log_job(
     csv=True,
     metrics=True,
     tmp: Path | None = None,
+    columns: dict | None = None,
+    summary_extra: dict | None = None,
 ):
+    """One job run. `columns`: per-episode series to add to (or replace in) its episodes.csv;
+    `summary_extra`: summary metrics to add or replace."""
     from mlflow.entities import Metric, Param
 
     name = f"{params['sampler.name']}-{params['network.name']}-s{params['seed']}"
@@ -84,7 +98,7 @@ def log_job(
         C.TAG_ROLE: C.ROLE_JOB,
         C.TAG_GIT_COMMIT: "0" * 40,
         C.TAG_GIT_DIRTY: "false",
-        C.TAG_OVERRIDES: json.dumps([f"seed={params['seed']}"]),
+        C.TAG_OVERRIDES: job_overrides(params),
     }
     h = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     tags[C.TAG_CONFIG_HASH] = h
@@ -106,6 +120,8 @@ def log_job(
     table[C.TRAIN_TD_ABS_MEAN] = np.linspace(2, 0.2, n)
     table[C.TRAIN_BETA] = np.linspace(0.4, 1.0, n)
     table[C.PERF_SPS] = 1000.0 + np.arange(n)
+    for k, v in (columns or {}).items():
+        table[k] = v
     if metrics:
         ms = [Metric(k, float(table.at[i, k]), ts, int(i)) for i in range(n) for k in PER_EPISODE]
         for i in range(0, len(ms), 1000):
@@ -117,6 +133,7 @@ def log_job(
         C.TOTAL_ENV_STEPS: float(total),
         C.WALL_SECONDS: total / 1000.0,
         C.SPS: 1000.0,
+        **(summary_extra or {}),
     }
     if solved_ep is not None:
         summary[C.SOLVED_EPISODE] = float(solved_ep)
