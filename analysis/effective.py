@@ -44,31 +44,36 @@ PRIORITY_KEYS = (
 class Inert:
     keys: tuple[str, ...]
     when: Callable[[Params], bool]
-    why: str  # the setting, as the report names it
+    setting: str  # the setting, as the report names it
+    why: str = ""  # what about it makes the keys inert
 
 
 INERT: tuple[Inert, ...] = (
     Inert(
         ("epsilon.start", "epsilon.end", "epsilon.decay_steps"),
         _is("epsilon.schedule", "inverse_episode", default="inverse_episode"),
-        "epsilon.schedule=inverse_episode (it reads epsilon.scale only)",
+        "epsilon.schedule=inverse_episode",
+        "it reads epsilon.scale only",
     ),
     Inert(("epsilon.scale",), _is("epsilon.schedule", "linear_steps"), "epsilon.schedule=linear_steps"),
     Inert(
         (*PRIORITY_KEYS, "warmup_episodes"),
         _is("sampler.name", "uniform"),
-        "sampler=uniform (no priorities, no IS weights, nothing to warm up)",
+        "sampler=uniform",
+        "no priorities, no IS weights, nothing to warm up",
     ),
     Inert(
         ("sampler.scan_off_by_one",),
         _is("sampler.name", "sumtree", "rank"),
-        "sampler=sumtree or rank (only linear_scan scans)",
+        "sampler=sumtree or rank",
+        "only linear_scan scans",
     ),
-    Inert(("sampler.eps",), _is("sampler.name", "rank"), "sampler=rank (a ranking ignores eps)"),
+    Inert(("sampler.eps",), _is("sampler.name", "rank"), "sampler=rank", "a ranking ignores eps"),
     Inert(
         ("sampler.beta0", "sampler.beta_horizon", "sampler.weight_norm"),
         _is("sampler.is_weights", "false"),
         "sampler.is_weights=false",
+        "no IS weights to anneal or normalise",
     ),
     Inert(
         (C.PARAM_SOLVE_THRESHOLD, C.PARAM_SOLVE_WINDOW),
@@ -83,12 +88,24 @@ INERT: tuple[Inert, ...] = (
 )
 
 
-def inert_reason(key: str, params: Params) -> str | None:
-    """Why `key` has no effect in a run with these params, None when it takes effect."""
+def inert_rule(key: str, params: Params) -> Inert | None:
+    """The rule under which `key` has no effect in a run with these params, None when it takes effect."""
     for rule in INERT:
         if key in rule.keys and rule.when(params):
-            return rule.why
+            return rule
     return None
+
+
+def inert_reason(key: str, params: Params) -> str | None:
+    """The setting that makes `key` inert in a run with these params, None when it takes effect."""
+    rule = inert_rule(key, params)
+    return rule.setting if rule else None
+
+
+def explain(setting: str) -> str:
+    """A setting with what about it makes keys inert."""
+    why = next((r.why for r in INERT if r.setting == setting and r.why), "")
+    return f"{setting}: {why}" if why else setting
 
 
 @dataclass(frozen=True)

@@ -378,8 +378,9 @@ def ablation_grid_figure(
 def improvement_figure(matrix: pd.DataFrame, order: Sequence[str], what: str = "solves in fewer episodes"):
     """Heatmap of P(X better than Y); ``matrix`` has columns x, y, p."""
     m = matrix.pivot(index="x", columns="y", values="p").reindex(index=order, columns=order)
-    m.index = [wrap(g) for g in m.index]
-    m.columns = [wrap(g) for g in m.columns]
+    numbered = max(len(g) for g in order) > 14  # long labels: columns by number, rows say which
+    m.index = [wrap(f"({k}) {g}" if numbered else g) for k, g in enumerate(order, 1)]
+    m.columns = [f"({k})" if numbered else wrap(g) for k, g in enumerate(order, 1)]
     size = max(2.6, 0.6 * len(order) + 1.6)
     fig, ax = plt.subplots(figsize=(min(FULL_WIDTH, size + 0.8), min(FULL_WIDTH, size)))
     sns.heatmap(
@@ -401,10 +402,11 @@ def improvement_figure(matrix: pd.DataFrame, order: Sequence[str], what: str = "
     ax.set_xlabel("Y (compared against)")
     ax.set_ylabel("X")
     ax.set_title(f"Probability of improvement: P(X {what} than Y)")
-    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="x", rotation=0 if numbered else 30)
     ax.tick_params(axis="y", rotation=0)
-    for lab in ax.get_xticklabels():
-        lab.set_horizontalalignment("right")
+    if not numbered:
+        for lab in ax.get_xticklabels():
+            lab.set_horizontalalignment("right")
     return fig
 
 
@@ -443,7 +445,8 @@ COMPUTE_PANELS = (
 
 def compute_figure(scores: pd.DataFrame, order: Sequence[str], palette: Mapping[str, tuple]):
     """Wall time and speed without the one-time start-up (numba compiling or loading its kernels),
-    and the start-up apart: one dot per seed, bar = mean."""
+    and the start-up apart: one dot per seed, bar = mean. The start-up axis spans at least
+    MIN_SPAN_FRACTION of the longest run's wall time, so a negligible start-up looks negligible."""
     labels = [wrap(g) for g in order]
     fig, axs = plt.subplots(
         1, len(COMPUTE_PANELS), figsize=(FULL_WIDTH, max(1.5, _rows_height(labels, minimum=0.3) + 0.9)), sharey=True
@@ -457,8 +460,10 @@ def compute_figure(scores: pd.DataFrame, order: Sequence[str], palette: Mapping[
             v = scores.loc[scores["group"] == g, col].to_numpy(float)
             ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=9, color=palette[g], lw=0)
             top = max(top, float(np.nanmax(v)) if np.isfinite(v).any() else 0.0)
+        if col == "startup_seconds":
+            top = max(top, MIN_SPAN_FRACTION * float(np.nanmax(scores["wall_seconds"].to_numpy(float), initial=0.0)))
         ax.set_xlim(0, top * 1.08 if top > 0 else 1.0)
-        ax.set_xlabel(textwrap.fill(label, 28))
+        ax.set_xlabel(textwrap.fill(label, 28, break_on_hyphens=False))
     _group_yaxis(axs[0], labels)
     fig.tight_layout()
     return fig

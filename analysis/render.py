@@ -14,6 +14,7 @@ from per_exp import contract as C
 
 from .analyse import Analysis
 from .commands import group_overrides, plan_commands
+from .effective import explain
 from .load import Loaded
 from .plan import DECIDED, NO_EFFECT, OUT_OF_REACH, PILOT, TOP_UP
 from .rules import ALLOW_FLAG, describe_mix, measurement_sets
@@ -520,8 +521,14 @@ def _md_fixed_config(res: Analysis) -> list[str]:
             "Not listed, without effect in any of these runs: "
             + ", ".join(f"`{fk.key}`" for fk in res.inert)
             + " ("
-            + "; ".join(why)
+            + "; ".join(explain(w) for w in why)
             + ").",
+            "",
+        ]
+    partial = sorted({w for fk in res.fixed for w in fk.why_not})
+    if partial:
+        L += [
+            "A key listed for some runs only has no effect " + "; ".join(f"under {explain(w)}" for w in partial) + ".",
             "",
         ]
     return L

@@ -145,3 +145,42 @@ def test_load_real_trainer_sweep(real_sweep_store):
     only = load_runs(s["experiment"], sweep=sweep, tracking_uri=s["uri"], progress=False)
     assert set(only.runs["run_id"]) == set(loaded.runs["run_id"])
     assert isinstance(only.runs, pd.DataFrame)
+
+
+def test_where_selects_runs_by_param_and_sweeps_combine(tmp_path):
+    uri, client, eid = new_store(tmp_path, "exp")
+    rng = np.random.default_rng(3)
+    parents = [
+        client.create_run(eid, run_name=f"sweep-{i}", tags={C.TAG_ROLE: C.ROLE_SWEEP}).info.run_id for i in range(3)
+    ]
+    ids = {}
+    for i, (parent, sampler) in enumerate(zip(parents, ("uniform", "sumtree", "rank"))):
+        lengths, solved = synthetic_lengths(rng, 20, 60)
+        ids[sampler], _ = log_job(
+            client,
+            eid,
+            dict(BASE_PARAMS, **{"sampler.name": sampler}, seed=str(i)),
+            lengths,
+            solved,
+            parent_id=parent,
+            tmp=tmp_path,
+        )
+    both = load_runs("exp", sweep=parents[:2], tracking_uri=uri, progress=False)
+    assert set(both.runs["run_id"]) == {ids["uniform"], ids["sumtree"]} and both.sweep_id is None
+    one = load_runs("exp", where=[("sampler.name", "rank")], tracking_uri=uri, progress=False)
+    assert one.runs["run_id"].tolist() == [ids["rank"]] and one.n_found == 1
+    assert one.rules[ids["rank"]].cap == 120  # read from the run's own max_episodes
+    with pytest.raises(LoadError, match=r"no job run in experiment 'exp' matches --where sampler.name=nope \(3 runs"):
+        load_runs("exp", where=[("sampler.name", "nope")], tracking_uri=uri, progress=False)
+
+
+def test_a_run_whose_solve_rule_cannot_be_read_is_left_out_with_the_reason(tmp_path):
+    uri, client, eid = new_store(tmp_path, "exp")
+    lengths, solved = synthetic_lengths(np.random.default_rng(0), 20, 60)
+    good, _ = log_job(client, eid, dict(BASE_PARAMS, seed="0"), lengths, solved, tmp=tmp_path)
+    bad, _ = log_job(
+        client, eid, dict(BASE_PARAMS, seed="1", **{C.PARAM_SOLVE_RULE: "vibes"}), lengths, solved, tmp=tmp_path
+    )
+    loaded = load_runs("exp", tracking_uri=uri, progress=False)
+    assert loaded.runs["run_id"].tolist() == [good]
+    assert loaded.left_out.set_index("run_id").loc[bad, "reason"].startswith("solve rule unreadable: param solve.rule=")

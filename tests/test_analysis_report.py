@@ -295,3 +295,72 @@ def test_the_one_time_numba_compile_lands_in_the_first_run_and_the_report_shows_
     assert raw["0"] > 8 * raw["1"]  # per env step, the first run is charged for the compile
     assert first["startup_seconds"] > 0.8 * (first["wall_seconds"] - raw["1"] * first["total_env_steps"])
     assert steady.max() < 4 * steady.min()  # without it the two runs cost about alike (a loaded machine)
+
+
+def _two_caps_store(tmp_path):
+    """Two sweeps of one config into one experiment, capped at 100 and at 500 episodes: the same seeds, the
+    same learning (the 100-episode runs are the 500-episode runs cut at 100), so the truth is "no difference"."""
+    from tests.support.stores import BASE_PARAMS, log_job, new_store, synthetic_lengths
+
+    uri, client, eid = new_store(tmp_path, "two-caps")
+    for cap in (500, 100):
+        pid = client.create_run(eid, run_name=f"sweep-{cap}", tags={C.TAG_ROLE: C.ROLE_SWEEP}).info.run_id
+        for seed in range(8):
+            lengths, solved = synthetic_lengths(np.random.default_rng(seed), 30 + 10 * seed, 500)
+            if cap < 500:
+                lengths, solved = lengths[:cap], (solved if solved is not None and solved < cap else None)
+            params = dict(BASE_PARAMS, seed=str(seed), max_episodes=str(cap))
+            log_job(client, eid, params, lengths, solved, parent_id=pid, tmp=tmp_path)
+        client.set_terminated(pid)
+    return uri
+
+
+@pytest.mark.slow
+def test_two_sweeps_with_different_caps_are_refused_then_compared_censored(tmp_path):
+    uri = _two_caps_store(tmp_path)
+    base = ["--experiment", "two-caps", "--tracking-uri", uri, "--reps", "300", "--no-log", "--quiet"]
+    (rc, so, se), (rc2, so2, se2) = run_reports(
+        [base + ["--out", "refused"], base + ["--out", "allowed", "--allow-mixed-rules"]], cwd=tmp_path
+    )
+    # refused: one line, exit 2, nothing written
+    assert rc == 2 and "Traceback" not in se and se.strip().count("\n") == 0, se
+    assert se.startswith("error: these runs had different episode caps or solve rules")
+    assert "max_episodes 500 (8 runs), 100 (8 runs)" in se and "--allow-mixed-rules" in se
+    assert not (tmp_path / "refused").exists()
+    # allowed: censoring stated, and the comparison is honest
+    assert rc2 == 0, se2[-3000:]
+    md = (tmp_path / "allowed" / "report.md").read_text(encoding="utf-8")
+    assert "**Unsolved runs are censored at their own cap**" in md and "Gehan" in md
+    assert "compared only because `--allow-mixed-rules` was given" in md
+    row = re.search(r"\| max_episodes=100 \| max_episodes=500 \| ([0-9.]+) \[", md.split("### In episodes")[1])
+    assert float(row.group(1)) == 0.5  # identical learning: no difference, once censoring is respected
+    scores = __import__("pandas").read_csv(tmp_path / "allowed" / "scores.csv")
+    capped = scores[scores["episode_cap"] == 100]
+    full = scores[scores["episode_cap"] == 500]
+    assert (~capped["solved"]).any() and capped["solved"].any()  # the cap cut some runs, not all
+    from analysis.stats import probability_of_improvement
+
+    naive = probability_of_improvement(capped["episodes_to_solve"], full["episodes_to_solve"], higher_is_better=False)
+    assert naive > 0.6  # what the report said before: the capped group "solves sooner"
+    assert "≥ " in md.split("### Episodes to solve")[1].split("###")[0]  # its aggregates are lower bounds
+
+
+def test_three_seeds_per_group_get_the_caveat_not_a_ci(tmp_path):
+    from tests.support.stores import build_store
+
+    s = build_store(tmp_path, samplers=("uniform", "sumtree"), seeds=range(3), failed=False, experiment="three")
+    r = build_report(s["experiment"], tmp_path / "out", tracking_uri=s["uri"], reps=300, log=False, progress=False)
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "**Too few seeds for confidence intervals** in 2 of 2 groups (3 seeds; a CI needs at least 5)" in md
+    assert "with 3 seeds its 95% interval *is* the min-max range" in md
+    table = md.split("### Episodes to solve")[1].split("###")[0]
+    assert table.count("of 3 seeds; no CI)") == 6 and "[" not in table.split("|---|")[-1]
+    assert "(no CI: 3 and 3 seeds)" in md and "pilot first (5 seeds)" in md
+    # the figure draws the range dashed, and says what it is
+    from analysis.report import build_figures
+
+    fig = build_figures(r.result, r.loaded.runs)["episodes_to_solve"]
+    ax = fig.axes[0]
+    bars = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
+    assert bars and all(c.get_linestyle()[0][1] is not None for c in bars)  # dashed, not solid
+    assert any(t.get_text() == "range of < 5 seeds (no CI)" for t in ax.get_legend().get_texts())

@@ -20,7 +20,7 @@ def _contract_strings() -> dict[str, str]:
 
 
 def _declared_metrics() -> set[str]:
-    prefixes = ("EPISODE_", "TRAIN_", "PERF_", "SAMPLER_")
+    prefixes = ("EPISODE_", "TRAIN_", "PERF_", "SAMPLER_", "EVAL_")
     return {v for k, v in _contract_strings().items() if k.startswith(prefixes) and "/" in v}
 
 
@@ -57,7 +57,15 @@ def test_the_max_priority_metric_says_its_unit():
 
 def test_the_params_analysis_reads_are_config_keys():
     params = science_params(compose_resolved([]))
-    for key in (C.PARAM_SEED, C.PARAM_MAX_EPISODES, C.PARAM_SUCCESS_LENGTH):
+    # the solve-rule keys added ahead of the env work (rule, threshold, window) are not config keys yet
+    for key in (
+        C.PARAM_SEED,
+        C.PARAM_MAX_EPISODES,
+        C.PARAM_SUCCESS_LENGTH,
+        C.PARAM_ENV_MAX_STEPS,
+        C.PARAM_SOLVE_MIN_LENGTH,
+        C.PARAM_SOLVE_CONSECUTIVE,
+    ):
         assert key in params, key
     assert set(params) <= set(flatten(compose_resolved([])))
 
