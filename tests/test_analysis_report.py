@@ -319,7 +319,7 @@ def _two_caps_store(tmp_path):
 def test_two_sweeps_with_different_caps_are_refused_then_compared_censored(tmp_path):
     uri = _two_caps_store(tmp_path)
     base = ["--experiment", "two-caps", "--tracking-uri", uri, "--reps", "300", "--no-log", "--quiet"]
-    (rc, so, se), (rc2, so2, se2) = run_reports(
+    (rc, _, se), (rc2, _, se2) = run_reports(
         [base + ["--out", "refused"], base + ["--out", "allowed", "--allow-mixed-rules"]], cwd=tmp_path
     )
     # refused: one line, exit 2, nothing written
