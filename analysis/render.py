@@ -318,13 +318,14 @@ def _md_ablation_grid() -> list[str]:
 
 def _md_learning_curves(res: Analysis) -> list[str]:
     curve = _curve(res)
+    few = f" Groups with fewer than {MIN_SEEDS_FOR_CI} seeds: their band is not a CI." if res.small else ""
     return [
         "## Learning curves",
         "",
         _fig(
             "learning_curves",
-            f"{curve} per episode (rolling mean of {ROLLING_WINDOW}), IQM across seeds with 95% bootstrap band; "
-            "solved runs continue at their final level.",
+            f"{curve.capitalize()} per episode (rolling mean of {ROLLING_WINDOW}), IQM across seeds with 95% "
+            f"bootstrap band; solved runs continue at their final level.{few}",
         ),
         _fig("learning_curves_steps", "The same against env steps: the budget unit that charges long episodes."),
     ]

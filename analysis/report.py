@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from per_exp import contract as C
 from per_exp import credentials
 
@@ -45,7 +43,7 @@ def _min_span(res: Analysis, scale: str) -> float:
     return plots.MIN_SPAN_FRACTION * float(size)
 
 
-def build_figures(res: Analysis, runs: pd.DataFrame) -> dict:
+def build_figures(res: Analysis) -> dict:
     """Every figure of the report, as matplotlib Figures (name -> Figure); nothing written."""
     plots.style()
     order, scores, palette = res.order, res.scores, plots.colors(res.order)
@@ -107,9 +105,9 @@ def build_figures(res: Analysis, runs: pd.DataFrame) -> dict:
     return figs
 
 
-def make_figures(res: Analysis, runs: pd.DataFrame, out: Path) -> dict:
+def make_figures(res: Analysis, out: Path) -> dict:
     """Write every figure (PNG + SVG) into ``out/figures``; returns name -> [paths]."""
-    return {name: plots.save(fig, out / FIGURES, name) for name, fig in build_figures(res, runs).items()}
+    return {name: plots.save(fig, out / FIGURES, name) for name, fig in build_figures(res).items()}
 
 
 # --------------------------------------------------------------------------- CLI
@@ -153,7 +151,7 @@ def build_report(
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = make_figures(res, loaded.runs, out)
+    written = make_figures(res, out)
     md_text = render_markdown(loaded, res, written, loaded.tracking_uri)
     (out / "report.md").write_text(md_text, encoding="utf-8")
     (out / "report.html").write_text(render_html(md_text, f"Sweep report: {experiment}"), encoding="utf-8")

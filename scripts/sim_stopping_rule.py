@@ -80,6 +80,12 @@ def main(argv=None) -> int:
     p.add_argument("--fixed-n", type=int, default=20)
     p.add_argument("--max-seeds", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--design",
+        action="append",
+        choices=("fixed-N", "sequential", "2 looks, 95%", "2 looks, 97.5%"),
+        help="simulate only these designs (repeatable; default: all)",
+    )
     args = p.parse_args(argv)
     # P(X > Y) for X ~ N(0,1), Y ~ N(s,1) is Phi(-s / sqrt 2): the shift giving the asked effect
     shift = -np.sqrt(2) * scipy.stats.norm.ppf(args.effect)
@@ -97,6 +103,8 @@ def main(argv=None) -> int:
         f"pilot {args.pilot}, {args.reps} bootstrap resamples per look"
     )
     for name, run in designs.items():
+        if args.design and name not in args.design:
+            continue
         rng = np.random.default_rng(args.seed)
         t0 = time.perf_counter()
         hits, seeds = 0, []

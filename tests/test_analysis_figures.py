@@ -40,13 +40,6 @@ def _store(tmp_path, cells, seeds=range(6), cap=300, speed=lambda p: 50, columns
     return loaded, analyse(loaded, reps=200)
 
 
-def _figures(res, loaded):
-    figs = build_figures(res, loaded.runs)
-    yield figs
-    for f in figs.values():
-        plt.close(f)
-
-
 def test_span_limits_keep_a_negligible_difference_small():
     lo, hi = span_limits([199.90, 199.99], min_span=10, ceil=200)
     assert hi - lo >= 10 and hi <= 200 + 0.05 * 10 + 1e-9 and lo < 199.9 - 8
@@ -57,10 +50,10 @@ def test_span_limits_keep_a_negligible_difference_small():
 
 
 def test_final_length_panel_spans_at_least_a_twentieth_of_the_time_limit(tmp_path):
-    loaded, res = _store(tmp_path, [{"sampler.name": "uniform"}, {"sampler.name": "sumtree"}])
+    _, res = _store(tmp_path, [{"sampler.name": "uniform"}, {"sampler.name": "sumtree"}])
     finals = res.scores["final"]
     assert finals.max() - finals.min() < 2  # every run ends near 200: a tiny difference
-    figs = build_figures(res, loaded.runs)
+    figs = build_figures(res)
     panel = next(ax for ax in figs["aggregates"].axes if ax.get_xlabel().startswith("Final episode length"))
     lo, hi = panel.get_xlim()
     assert hi - lo >= MIN_SPAN_FRACTION * 200 and hi <= 200 * 1.01
@@ -77,15 +70,15 @@ def _vertical_lines_at(ax, x):
 
 
 def test_the_cap_is_on_an_axis_only_when_a_run_was_capped(tmp_path):
-    loaded, res = _store(tmp_path / "a", [{"sampler.name": "uniform"}, {"sampler.name": "sumtree"}], cap=300)
+    _, res = _store(tmp_path / "a", [{"sampler.name": "uniform"}, {"sampler.name": "sumtree"}], cap=300)
     assert res.scores["solved"].all()
-    figs = build_figures(res, loaded.runs)
+    figs = build_figures(res)
     ax = figs["episodes_to_solve"].axes[0]
     assert ax.get_xlim()[1] < 300 * 0.6 and not _vertical_lines_at(ax, 300)
     assert figs["performance_profile"].axes[0].get_xlim()[1] < 300 * 0.6
     plt.close("all")
     # one seed never solves: now the cap is drawn and the axes reach it
-    loaded, res = _store(
+    _, res = _store(
         tmp_path / "b",
         [{"sampler.name": "uniform"}, {"sampler.name": "sumtree"}],
         cap=300,
@@ -93,7 +86,7 @@ def test_the_cap_is_on_an_axis_only_when_a_run_was_capped(tmp_path):
         name="figs-capped",
     )
     assert (~res.scores["solved"]).sum() == 1
-    figs = build_figures(res, loaded.runs)
+    figs = build_figures(res)
     ax = figs["episodes_to_solve"].axes[0]
     assert ax.get_xlim()[1] >= 300 and len(_vertical_lines_at(ax, 300)) == 1
     assert figs["performance_profile"].axes[0].get_xlim()[1] >= 299
@@ -129,7 +122,7 @@ def test_the_ablation_grid_of_a_mixed_sweep_has_no_empty_facet_and_no_clipped_do
         {"sampler.name": "uniform", "sampler.scan_off_by_one": "True", "env.truncation_as_terminal": t}
         for t in ("True", "False")
     ]
-    loaded, res = _store(
+    _, res = _store(
         tmp_path,
         cells,
         seeds=range(3),
@@ -137,7 +130,7 @@ def test_the_ablation_grid_of_a_mixed_sweep_has_no_empty_facet_and_no_clipped_do
         speed=lambda p: 2000 if (p["sampler.name"], p["seed"]) == ("uniform", "0") else 50,
     )
     assert len(res.axes.axes) == 3
-    fig = build_figures(res, loaded.runs)["ablation_grid"]
+    fig = build_figures(res)["ablation_grid"]
     fig.canvas.draw()
     facets = [ax for ax in fig.axes if ax.get_visible()]
     assert len(facets) == 4  # the four (scan bug, truncation) combinations: none empty
@@ -178,14 +171,14 @@ def test_compute_shows_the_one_time_start_up_apart(tmp_path):
         wall = sum(lengths) / 1000.0 + (lengths[0] / 4.0 - lengths[0] / 1000.0 if p["seed"] == "0" else 0.0)
         return {C.WALL_SECONDS: wall}
 
-    loaded, res = _store(tmp_path, [{"sampler.name": "sumtree"}], seeds=range(5), columns=columns, summary=summary)
+    _, res = _store(tmp_path, [{"sampler.name": "sumtree"}], seeds=range(5), columns=columns, summary=summary)
     s = res.scores.set_index("seed")
     assert s.loc["0", "wall_seconds"] > 1.5 + s.loc["0", "total_env_steps"] / 1000.0 - 0.01
     assert s.loc["0", "startup_seconds"] == pytest.approx(
         s.loc["0", "wall_seconds"] - s.loc["0", "total_env_steps"] / 1000
     )
     assert s["steady_wall_seconds"].to_numpy() == pytest.approx(s["total_env_steps"].to_numpy() / 1000.0)
-    fig = build_figures(res, loaded.runs)["compute"]
+    fig = build_figures(res)["compute"]
     wall_ax, sps_ax, startup_ax = fig.axes[:3]
     assert wall_ax.get_xlabel().startswith("Wall time per run, start-up") and "start-up" in startup_ax.get_xlabel()
     wall_dots = np.concatenate([c.get_offsets()[:, 0] for c in wall_ax.collections if isinstance(c, PathCollection)])
@@ -205,14 +198,14 @@ def test_return_curves_are_not_cut_at_zero(tmp_path):
     def columns(p, n):
         return {C.EPISODE_RETURN: -np.linspace(500, 80, n)}
 
-    loaded, res = _store(
+    _, res = _store(
         tmp_path,
         [dict(rule, **{"sampler.name": "uniform"}), dict(rule, **{"sampler.name": "sumtree"})],
         seeds=range(5),
         columns=columns,
     )
     assert res.curve_metrics == (C.EPISODE_RETURN,)
-    fig = build_figures(res, loaded.runs)["learning_curves"]
+    fig = build_figures(res)["learning_curves"]
     lo, hi = fig.axes[0].get_ylim()
     assert lo <= -400 and hi <= 0 and "Return" in fig.axes[0].get_ylabel()
     plt.close("all")

@@ -359,7 +359,7 @@ def test_three_seeds_per_group_get_the_caveat_not_a_ci(tmp_path):
     # the figure draws the range dashed, and says what it is
     from analysis.report import build_figures
 
-    fig = build_figures(r.result, r.loaded.runs)["episodes_to_solve"]
+    fig = build_figures(r.result)["episodes_to_solve"]
     ax = fig.axes[0]
     bars = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
     assert bars and all(c.get_linestyle()[0][1] is not None for c in bars)  # dashed, not solid
