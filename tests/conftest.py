@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.support import services
-from tests.support.auth_server import TEST_PASSWORD, TEST_USER, auth_server
 from tests.support.stores import build_store, run_real_sweep
 
 
@@ -44,10 +43,14 @@ def real_sweep_store(tmp_path_factory):
 def auth_tls_server(tmp_path_factory):
     """A real `mlflow server --app-name basic-auth` over TLS on 127.0.0.1, with the user TEST_USER.
 
-    Clients trust its self-signed certificate through MLFLOW_TRACKING_SERVER_CERT_PATH (`.env(...)`).
+    Users see nothing of others' experiments (NO_PERMISSIONS). Clients trust its self-signed
+    certificate through MLFLOW_TRACKING_SERVER_CERT_PATH (`.env(...)`).
     """
-    with auth_server(tmp_path_factory.mktemp("auth_server"), tls=True) as s:
-        s.add_user(TEST_USER, TEST_PASSWORD)
+    folder = tmp_path_factory.mktemp("auth_server")
+    with services.start_mlflow_server(
+        folder, f"sqlite:///{folder / 'store.db'}", auth=True, tls=True, default_permission="NO_PERMISSIONS"
+    ) as s:
+        s.add_user(services.TEST_USER)
         yield s
 
 

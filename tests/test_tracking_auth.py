@@ -23,13 +23,13 @@ import torch
 
 from per_exp import contract as C
 from per_exp.engine.networks import QNetwork
-from tests.support.auth_server import TEST_PASSWORD as PASSWORD
-from tests.support.auth_server import TEST_USER as USER
 from tests.support.cli import run_cli
+from tests.support.services import TEST_USER, Credentials
 from tests.support.sweeps import TINY, out, sweep
 
 pytestmark = pytest.mark.slow  # a real server and real sweeps
 
+USER, PASSWORD = TEST_USER.username, TEST_USER.password
 EXPERIMENT = "auth-exp"
 TWO = ["seed=0,1", *TINY, "max_episodes=3", f"tracking.experiment={EXPERIMENT}"]
 
@@ -61,7 +61,7 @@ def _files_holding(root: Path, needles: list[str]) -> list[str]:
 
 def test_right_credentials_log_the_sweep_and_leave_no_trace_of_them(auth_tls_server, tmp_path):
     launch = _launch(tmp_path)
-    r = sweep([*TWO, f"tracking.uri={auth_tls_server.url}"], launch, env=auth_tls_server.env(USER, PASSWORD))
+    r = sweep([*TWO, f"tracking.uri={auth_tls_server.url}"], launch, env=auth_tls_server.env(TEST_USER))
     console = out(r)
     assert r.returncode == 0, console[-4000:]
     assert "2/2 jobs FINISHED" in r.stderr
@@ -106,9 +106,7 @@ def test_right_credentials_log_the_sweep_and_leave_no_trace_of_them(auth_tls_ser
 
 def test_the_report_reads_the_server_with_the_same_variables(auth_tls_server, tmp_path):
     if not [x for x in _all_runs(auth_tls_server) if x.data.tags.get(C.TAG_ROLE) == C.ROLE_JOB]:
-        r = sweep(
-            [*TWO, f"tracking.uri={auth_tls_server.url}"], _launch(tmp_path), env=auth_tls_server.env(USER, PASSWORD)
-        )
+        r = sweep([*TWO, f"tracking.uri={auth_tls_server.url}"], _launch(tmp_path), env=auth_tls_server.env(TEST_USER))
         assert r.returncode == 0, out(r)[-3000:]
     args = [
         sys.executable,
@@ -126,7 +124,7 @@ def test_the_report_reads_the_server_with_the_same_variables(auth_tls_server, tm
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
     ok = subprocess.run(
         [*args, "--out", str(tmp_path / "rep")],
-        env={**env, **auth_tls_server.env(USER, PASSWORD)},
+        env={**env, **auth_tls_server.env(TEST_USER)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -137,7 +135,7 @@ def test_the_report_reads_the_server_with_the_same_variables(auth_tls_server, tm
     assert not _files_holding(tmp_path / "rep", [PASSWORD, USER])
     refused = subprocess.run(
         [*args, "--out", str(tmp_path / "rep2")],
-        env={**env, **auth_tls_server.env(USER, "wrong-pw")},
+        env={**env, **auth_tls_server.env(Credentials(USER, "wrong-pw"))},
         capture_output=True,
         text=True,
         timeout=300,
@@ -161,8 +159,8 @@ def test_an_unauthenticated_request_is_refused(auth_tls_server):
 @pytest.mark.parametrize(
     "who, creds, words",
     [
-        ("none", (None, None), "MLFLOW_TRACKING_USERNAME=None"),
-        ("wrong password", (USER, "not-the-password"), "refused these credentials"),
+        ("none", None, "MLFLOW_TRACKING_USERNAME=None"),
+        ("wrong password", Credentials(USER, "not-the-password"), "refused these credentials"),
     ],
 )
 @pytest.mark.parametrize("mode", ["sweep", "single"])
@@ -174,7 +172,7 @@ def test_missing_or_wrong_credentials_stop_with_one_line_before_any_run(
     launch = _launch(tmp_path)
     experiment = f"refused-{mode}-{who.replace(' ', '-')}"
     args = [*TINY, f"tracking.uri={auth_tls_server.url}", f"tracking.experiment={experiment}"]
-    env = auth_tls_server.env(*creds)
+    env = auth_tls_server.env(creds)
     r = sweep(["seed=0,1", *args], launch, env=env) if mode == "sweep" else run_cli(["seed=0", *args], launch, env=env)
     text = out(r)
     assert r.returncode == 2, text[-3000:]

@@ -17,7 +17,10 @@ The fixtures that hand them to tests are in tests/conftest.py:
                     Credentials(username, password)); requests without them get 401
         MlflowServer .url, .backend_uri, .artifacts (folder), .log (server log file), .proc,
                     .env(creds=None) -> env vars for a client (MLFLOW_TRACKING_URI, and
-                    MLFLOW_TRACKING_USERNAME/PASSWORD when creds are given), .stop()
+                    MLFLOW_TRACKING_USERNAME/PASSWORD when creds are given; the certificate to
+                    trust under TLS), .admin_client(), .add_user(creds), .stop()
+    auth_tls_server module    MlflowServer: basic-auth over TLS (a self-signed certificate for
+                    127.0.0.1), NO_PERMISSIONS by default; `.user` is the account tests log in as
         Every server the factory started is stopped (its whole process group) when the test
         ends, pass or fail. Outside pytest: `with start_mlflow_server(folder, uri, auth=True) as s:`.
 
@@ -38,6 +41,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -49,6 +53,7 @@ from base64 import b64encode
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,6 +181,10 @@ class Credentials:
         return {"Authorization": f"Basic {token}"}
 
 
+# the account the auth tests log in as: distinctive strings, so a leak is found by a plain search
+TEST_USER = Credentials("perexp-alice-4d1f", "pw-Zx81-qq93-s3cr3t")
+
+
 @dataclass
 class MlflowServer:
     url: str
@@ -185,13 +194,40 @@ class MlflowServer:
     proc: subprocess.Popen
     admin: Credentials | None = None
     user: Credentials | None = None
+    cert: Path | None = None  # TLS only: the self-signed certificate clients must trust
     _log_file: object | None = field(default=None, repr=False)
 
     def env(self, creds: Credentials | None = None) -> dict[str, str]:
         e = {"MLFLOW_TRACKING_URI": self.url}
         if creds is not None:
             e |= {"MLFLOW_TRACKING_USERNAME": creds.username, "MLFLOW_TRACKING_PASSWORD": creds.password}
+        if self.cert is not None:
+            e["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(self.cert)
         return e
+
+    def admin_client(self) -> _AsAdmin:
+        """An MlflowClient whose every call carries the admin's credentials (for a test's own checks)."""
+        from mlflow.tracking import MlflowClient
+
+        assert self.admin is not None, "admin_client() needs a server started with auth=True"
+        with _environ(self.env(self.admin)):
+            return _AsAdmin(MlflowClient(tracking_uri=self.url), self.env(self.admin))
+
+    def add_user(self, creds: Credentials) -> None:
+        """Create a user through the server's own admin API, as an operator would."""
+        assert self.admin is not None, "add_user() needs a server started with auth=True"
+        status, text = request(
+            self.url + "/api/2.0/mlflow/users/create",
+            "POST",
+            {"username": creds.username, "password": creds.password},
+            self.admin.header(),
+            context=self.tls_context(),
+        )
+        if status != 200:
+            raise RuntimeError(f"creating user {creds.username} on {self.url} failed: {status} {text}")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.cert)) if self.cert is not None else None
 
     def stop(self) -> None:
         """SIGTERM the server's whole process group (uvicorn workers included), SIGKILL after 20 s."""
@@ -209,15 +245,86 @@ class MlflowServer:
             self._log_file = None
 
 
+class _AsAdmin:
+    """MLflow reads credentials from the environment per request: every call runs with the admin's set."""
+
+    def __init__(self, client: Any, env: dict[str, str]):
+        self._client, self._env = client, env
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*a: Any, **kw: Any) -> Any:
+            with _environ(self._env):
+                return attr(*a, **kw)
+
+        return call
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 (the `cryptography` package comes with MLflow)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
 def request(
-    url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None, timeout: float = 60
+    url: str,
+    method: str = "GET",
+    body: dict | None = None,
+    headers: dict | None = None,
+    timeout: float = 60,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, str]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -229,7 +336,7 @@ def _wait_healthy(server: MlflowServer, timeout: float) -> None:
         if server.proc.poll() is not None:
             raise RuntimeError(f"mlflow server exited with {server.proc.returncode}:\n{_tail(server.log)}")
         try:
-            if request(server.url + "/health", timeout=2)[0] == 200:
+            if request(server.url + "/health", timeout=2, context=server.tls_context())[0] == 200:
                 return
         except OSError:
             pass
@@ -245,9 +352,18 @@ def _tail(path: Path, n: int = 30) -> str:
 
 
 def launch_mlflow_server(
-    folder: Path, backend_uri: str, auth: bool = False, workers: int = 1, timeout: float = 120
+    folder: Path,
+    backend_uri: str,
+    auth: bool = False,
+    workers: int = 1,
+    timeout: float = 120,
+    tls: bool = False,
+    default_permission: str = "READ",
 ) -> MlflowServer:
     """Start `mlflow server` on 127.0.0.1 and a free port, wait until /health answers.
+
+    tls: serve HTTPS with a self-signed certificate for 127.0.0.1 (`.cert`; `.env()` makes clients
+    trust it). default_permission: what a logged-in user may do on others' experiments (auth only).
 
     The caller must call `.stop()` (the `mlflow_server` fixture and `start_mlflow_server` do).
     """
@@ -277,7 +393,7 @@ def launch_mlflow_server(
         ini = folder / "basic_auth.ini"
         ini.write_text(
             "[mlflow]\n"
-            "default_permission = READ\n"
+            f"default_permission = {default_permission}\n"
             f"database_uri = sqlite:///{folder / 'basic_auth.db'}\n"
             f"admin_username = {admin.username}\n"
             f"admin_password = {admin.password}\n"
@@ -290,6 +406,10 @@ def launch_mlflow_server(
         # the auth app's CSRF protection needs a static key (one per server here)
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = uuid.uuid4().hex
         cmd += ["--app-name", "basic-auth"]
+    cert = None
+    if tls:
+        cert, key = _self_signed(folder)
+        cmd += ["--uvicorn-opts", f"--ssl-keyfile {key} --ssl-certfile {cert}"]
     log = folder / "server.log"
     log_file = log.open("w")
     proc = subprocess.Popen(
@@ -301,20 +421,15 @@ def launch_mlflow_server(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
+    scheme = "https" if tls else "http"
     server = MlflowServer(
-        f"http://127.0.0.1:{port}", backend_uri, folder / "artifacts", log, proc, admin, None, log_file
+        f"{scheme}://127.0.0.1:{port}", backend_uri, folder / "artifacts", log, proc, admin, None, cert, log_file
     )
     try:
         _wait_healthy(server, timeout)
         if auth:
-            status, text = request(
-                server.url + "/api/2.0/mlflow/users/create",
-                "POST",
-                {"username": user.username, "password": user.password},
-                admin.header(),
-            )
-            if status != 200:
-                raise RuntimeError(f"creating user {user.username} on {server.url} failed: {status} {text}")
+            assert user is not None
+            server.add_user(user)
             server.user = user
     except BaseException:
         server.stop()
@@ -323,8 +438,9 @@ def launch_mlflow_server(
 
 
 @contextlib.contextmanager
-def start_mlflow_server(folder: Path, backend_uri: str, auth: bool = False, workers: int = 1) -> Iterator[MlflowServer]:
-    server = launch_mlflow_server(folder, backend_uri, auth=auth, workers=workers)
+def start_mlflow_server(folder: Path, backend_uri: str, **options: Any) -> Iterator[MlflowServer]:
+    """`launch_mlflow_server` as a context manager: the server is stopped when the block ends."""
+    server = launch_mlflow_server(folder, backend_uri, **options)
     try:
         yield server
     finally:
