@@ -34,7 +34,6 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from per_exp.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
-SAMPLERS = ("uniform", "linear_scan", "sumtree", "rank")
 NETWORKS = ("dueling", "mlp")
 NEW_PRIORITY = ("max", "zero")
 REFRESH = ("sampled", "full_episode")
@@ -59,7 +58,8 @@ _DOC = "doc"  # field metadata key: the key's one description (docs/configuratio
 def setting(default: _T, doc: str, **meta: Any) -> _T:
     """A schema field and its documentation, kept together.
 
-    `doc` (and `choices`, where the value is one of a fixed set) live in the
+    `doc` (and `choices`, where the value is one of a fixed set, or a function returning
+    that set when a registry holds it) live in the
     dataclass field's metadata; `python -m per_exp.config_reference` renders
     them into docs/configuration.md, and a test fails when that page is stale.
     Further metadata keys (`**meta`) are allowed for other readers of the schema.
@@ -90,11 +90,18 @@ def added(default: Any, doc: str = "", *, neutral: Any = dataclasses.MISSING) ->
     return field(default=default, metadata={_NEUTRAL: value, **({_DOC: doc} if doc else {})})
 
 
+def _sampler_names() -> tuple[str, ...]:
+    """The sampler registry's names (read when the reference is rendered: the registry imports this module)."""
+    from per_exp.engine import samplers
+
+    return samplers.names()
+
+
 @dataclass
 class SamplerConfig:
     """How transitions are drawn from replay (`sampler=<name>` picks a preset). Paper values are the defaults."""
 
-    name: str = setting("sumtree", "which sampler draws the batch", choices=SAMPLERS)
+    name: str = setting("sumtree", "which sampler draws the batch", choices=_sampler_names)
     alpha: float = setting(
         0.6, "priority exponent: p_i = (|delta_i| + eps) ** alpha; `rank`: p_i = rank(i) ** -alpha (0: uniform)"
     )
@@ -365,7 +372,11 @@ def _registered_cartpole_ids() -> list[str]:
 def validate(cfg: Config) -> None:
     """Reject values the trainer cannot honour, before any run is created."""
     s = cfg.sampler
-    _one_of("sampler.name", s.name, SAMPLERS)
+    from per_exp.engine import samplers  # the one registry of samplers (imports this module: not at the top)
+
+    _one_of("sampler.name", s.name, samplers.names())
+    for key, value, allowed in samplers.get(s.name).problems(s):
+        raise ConfigError(key, value, allowed)
     _one_of("network.name", cfg.network.name, NETWORKS)
     _one_of("sampler.new_priority", s.new_priority, NEW_PRIORITY)
     _one_of("sampler.refresh", s.refresh, REFRESH)
@@ -397,14 +408,6 @@ def validate(cfg: Config) -> None:
         ("sampler.eps", s.eps, s.eps >= 0 and math.isfinite(s.eps), "a finite number >= 0"),
         ("sampler.beta0", s.beta0, 0.0 <= s.beta0 <= 1.0, "a number in [0, 1]"),
         ("sampler.beta_horizon", s.beta_horizon, s.beta_horizon >= 1, "an integer >= 1"),
-        (
-            "sampler.scan_off_by_one",
-            s.scan_off_by_one,
-            # uniform ignores every priority switch, so `experiment=seed_notebook sampler=uniform`
-            # (the seed's own baseline) must compose; the tree samplers would silently ignore it.
-            not s.scan_off_by_one or s.name in ("linear_scan", "uniform"),
-            f"false unless sampler.name is linear_scan (got sampler.name={s.name}; add sampler.scan_off_by_one=false)",
-        ),
         ("network.hidden", cfg.network.hidden, cfg.network.hidden >= 1, "an integer >= 1"),
         ("network.layers", cfg.network.layers, cfg.network.layers >= 1, "an integer >= 1"),
         ("env.max_steps", cfg.env.max_steps, cfg.env.max_steps >= 1, "an integer >= 1"),

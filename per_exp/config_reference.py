@@ -132,6 +132,8 @@ def keys_table(prefix: str, cls: type, defaults: dict[str, Any]) -> list[str]:
                 f"{cls.__name__}.{f.name} has no doc: declare it with per_exp.config.setting(default, doc)"
             )
         choices = f.metadata.get("choices")
+        if callable(choices):  # a registry, read now (sampler names)
+            choices = choices()
         meaning = doc + (f"; one of {', '.join(f'`{c}`' for c in choices)}" if choices else "")
         key = prefix + f.name
         if rules.is_bookkeeping(key):

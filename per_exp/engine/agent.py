@@ -1,23 +1,41 @@
-"""Double DQN: the TD target, the IS-weighted Huber loss, and the agent that uses them.
+"""Double DQN: the TD target, the IS-weighted Huber loss, the reference agent, and the agents of K runs.
 
 The math is in pure functions (`double_dqn_targets`, `weighted_huber`) that
-unit tests pin on small fixed inputs; `DDQNAgent` only wires them to networks
-and an optimiser.
+unit tests pin on small fixed inputs. `DDQNAgent` wires them to torch
+networks and Adam: eager autograd, the readable reference. `SlotAgent`
+holds the agents of K runs as arrays and updates them with the numba
+kernels of `ddqn_kernel` (``update_backend=fused``), or with one
+`DDQNAgent` per slot viewing the same arrays (``update_backend=torch``);
+tests hold the two to a tolerance.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import Any
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from per_exp.config import NetworkConfig
+from per_exp.engine import ddqn_kernel as kern
+from per_exp.engine import pcg
 from per_exp.engine.networks import build_network, flatten_parameters
-from per_exp.engine.replay import Batch
 
 BACKENDS = ("fused", "torch")
+ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}  # torch.optim.Adam's defaults, which the seed uses
+
+
+@dataclass
+class Batch:
+    states: np.ndarray  # float32 (B, obs_dim)
+    actions: np.ndarray  # int64 (B,)
+    rewards: np.ndarray  # float32 (B,)
+    next_states: np.ndarray  # float32 (B, obs_dim)
+    dones: np.ndarray  # float32 (B,): 1 where the next state is terminal (no bootstrap)
 
 
 def double_dqn_targets(
@@ -44,13 +62,7 @@ def weighted_huber(q_sa: torch.Tensor, targets: torch.Tensor, weights: torch.Ten
 
 
 class DDQNAgent:
-    """Online and target Q-networks, Adam, epsilon-greedy acting.
-
-    ``backend="torch"`` runs the update as eager autograd (the reference);
-    ``backend="fused"`` runs the same math as one numba call (`per_exp.engine.ddqn_kernel`)
-    on flat parameter vectors that the torch modules and Adam's state view,
-    so state_dict/load_state_dict and the TD refresh stay plain torch.
-    """
+    """Online and target Q-networks, Adam, epsilon-greedy acting: eager torch, the reference."""
 
     def __init__(
         self,
@@ -61,11 +73,7 @@ class DDQNAgent:
         gamma: float,
         copy_at_start: bool,
         rng: np.random.Generator,
-        backend: str = "torch",
     ):
-        if backend not in BACKENDS:
-            raise ValueError(f"invalid config: update_backend={backend!r}; allowed: one of {', '.join(BACKENDS)}")
-        self.backend = backend
         self.n_actions = n_actions
         self.gamma = gamma
         self.rng = rng
@@ -77,117 +85,17 @@ class DDQNAgent:
         for p in self.target.parameters():
             p.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=lr)
-        if backend == "fused":
-            self._init_fused(net_cfg, obs_dim)
-
-    # -- fused backend ----------------------------------------------------
-    def _init_fused(self, net_cfg: NetworkConfig, obs_dim: int) -> None:
-        from per_exp.engine import ddqn_kernel as fused  # numba import and JIT only when asked for
-
-        self._fused = fused
-        self._layout = (obs_dim, net_cfg.hidden, net_cfg.layers, self.n_actions, net_cfg.name == "dueling")
-        self._theta = flatten_parameters(self.online)
-        self._theta_t = flatten_parameters(self.target)
-        self._theta_np = self._theta.numpy()
-        self._theta_t_np = self._theta_t.numpy()
-        group = self.optimizer.param_groups[0]
-        beta1, beta2 = group["betas"]
-        if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
-            raise ValueError("fused backend implements plain Adam only (no weight decay, amsgrad, maximize)")
-        self._adam = (float(group["lr"]), float(beta1), float(beta2), float(group["eps"]))
-        self._exp_avg = torch.zeros_like(self._theta)
-        self._exp_avg_sq = torch.zeros_like(self._theta)
-        self._step = torch.zeros((), dtype=torch.float32)
-        self._bind_adam_state()
-        self._warm_up()
-
-    def _warm_up(self) -> None:
-        """Compile (or load from numba's cache) both kernels now, on scratch copies, not mid-episode."""
-        f, d = self._fused, self._layout[0]
-        x = np.zeros((1, d), dtype=np.float32)
-        one = np.ones(1, dtype=np.float32)
-        f.greedy_action(self._theta_np, x[0], *self._layout)
-        f.ddqn_adam_step(
-            self._theta_np.copy(),
-            self._theta_t_np.copy(),
-            self._exp_avg_np.copy(),
-            self._exp_avg_sq_np.copy(),
-            np.zeros(1, dtype=np.float32),
-            1e-3,
-            0.9,
-            0.999,
-            1e-8,
-            0.99,
-            *self._layout,
-            x,
-            np.zeros(1, dtype=np.int64),
-            one,
-            x,
-            one,
-            one,
-            np.empty(1, dtype=np.float32),
-        )
-
-    def _bind_adam_state(self) -> None:
-        """Point torch's Adam state at the flat moment vectors, copying in any state it already holds.
-
-        One shared 0-d `step` tensor serves every parameter (torch keeps one
-        per parameter, all equal under plain Adam).
-        """
-        off = 0
-        for p in self.online.parameters():
-            n = p.numel()
-            old = self.optimizer.state.get(p)
-            if old:
-                self._exp_avg[off : off + n] = old["exp_avg"].reshape(-1)
-                self._exp_avg_sq[off : off + n] = old["exp_avg_sq"].reshape(-1)
-                self._step.fill_(float(old["step"]))
-            self.optimizer.state[p] = {
-                "step": self._step,
-                "exp_avg": self._exp_avg[off : off + n].view_as(p),
-                "exp_avg_sq": self._exp_avg_sq[off : off + n].view_as(p),
-            }
-            off += n
-        self._exp_avg_np = self._exp_avg.numpy()
-        self._exp_avg_sq_np = self._exp_avg_sq.numpy()
-        self._step_np = self._step.view(1).numpy()
-
-    def _update_fused(self, b: Batch, weights: np.ndarray) -> tuple[float, np.ndarray]:
-        lr, beta1, beta2, eps = self._adam
-        td = np.empty(len(b.actions), dtype=np.float32)
-        loss = self._fused.ddqn_adam_step(
-            self._theta_np,
-            self._theta_t_np,
-            self._exp_avg_np,
-            self._exp_avg_sq_np,
-            self._step_np,
-            lr,
-            beta1,
-            beta2,
-            eps,
-            self.gamma,
-            *self._layout,
-            b.states,
-            b.actions,
-            b.rewards,
-            b.next_states,
-            b.dones,
-            np.asarray(weights, dtype=np.float32),
-            td,
-        )
-        return float(loss), td
 
     def act(self, state: np.ndarray, epsilon: float) -> int:
         # Same comparison as the seed: greedy when epsilon < u.
         if epsilon < self.rng.random():
-            if self.backend == "fused":
-                return int(
-                    self._fused.greedy_action(self._theta_np, np.asarray(state, dtype=np.float32), *self._layout)
-                )
-            with torch.no_grad():
-                q = self.online(torch.from_numpy(np.asarray(state, dtype=np.float32)).unsqueeze(0))
-            return int(q.argmax(dim=1).item())
+            return self.greedy(state)
         return int(self.rng.integers(self.n_actions))
+
+    def greedy(self, state: np.ndarray) -> int:
+        with torch.no_grad():
+            q = self.online(torch.from_numpy(np.ascontiguousarray(state, dtype=np.float32)).unsqueeze(0))
+        return int(q.argmax(dim=1).item())
 
     def _targets(self, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Q(s, a) with grad, and the detached double-DQN target."""
@@ -207,8 +115,6 @@ class DDQNAgent:
 
     def update(self, b: Batch, weights: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step; returns the loss and the batch's TD errors (y - Q)."""
-        if self.backend == "fused":
-            return self._update_fused(b, weights)
         q_sa, y = self._targets(b)
         loss = weighted_huber(q_sa, y, torch.from_numpy(np.asarray(weights, dtype=np.float32)))
         self.optimizer.zero_grad(set_to_none=True)
@@ -237,6 +143,229 @@ class DDQNAgent:
         self.online.load_state_dict(s["online"])
         self.target.load_state_dict(s["target"])
         self.optimizer.load_state_dict(s["optimizer"])
-        if self.backend == "fused":  # loading replaced Adam's state tensors: copy them into the flat vectors
-            self._bind_adam_state()
         self.rng.bit_generator.state = s["rng"]
+
+
+class SlotAgent:
+    def __init__(
+        self,
+        num_slots: int,
+        net: NetworkConfig,
+        obs_dim: int,
+        n_actions: int,
+        batch: int,
+        backend: str = "fused",
+        threads: int = 1,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"invalid config: update_backend={backend!r}; allowed: one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.num_slots, self.obs_dim, self.n_actions, self.batch = int(num_slots), obs_dim, n_actions, batch
+        self.net = net
+        self.dueling = net.name == "dueling"
+        self.layout = (obs_dim, net.hidden, net.layers, n_actions, self.dueling)
+        p = kern.n_params(*self.layout)
+        f4 = np.float32
+        self.theta = np.zeros((num_slots, p), f4)
+        self.theta_t = np.zeros((num_slots, p), f4)
+        self.exp_avg = np.zeros((num_slots, p), f4)
+        self.exp_avg_sq = np.zeros((num_slots, p), f4)
+        self.step = np.zeros(num_slots, f4)
+        self.rng = np.zeros((num_slots, pcg.STATE_WORDS), np.uint64)
+        self.lr = np.zeros(num_slots)
+        self.gamma = np.zeros(num_slots)
+        self.beta1 = np.full(num_slots, ADAM["beta1"])
+        self.beta2 = np.full(num_slots, ADAM["beta2"])
+        self.adam_eps = np.full(num_slots, ADAM["eps"])
+        self.threads = max(1, int(threads))
+        self._ws = kern.Workspace(
+            max(self.threads, numba.config.NUMBA_NUM_THREADS), p, obs_dim, net.hidden, net.layers, n_actions, batch
+        ).arrays()
+        self._refresh_ws = kern.RefreshWorkspace(obs_dim, net.hidden, net.layers, n_actions).arrays()
+        self._explore = np.zeros(num_slots, np.int64)
+        self._torch: list[Any] = [None] * num_slots  # per-slot DDQNAgent views (torch backend)
+
+    # -- a run enters a slot ---------------------------------------------------------------
+    def init_slot(
+        self, k: int, seed: int, lr: float, gamma: float, copy_at_start: bool, rng_seed: np.random.SeedSequence
+    ) -> None:
+        """Fresh networks and Adam state for a new run, drawn exactly as the single-run trainer drew them."""
+        torch.manual_seed(seed)
+        online = build_network(self.net, self.obs_dim, self.n_actions)
+        # the seed builds the target from its own random init; the paper's DQN copies the online net
+        target = None if copy_at_start else build_network(self.net, self.obs_dim, self.n_actions)
+        self.theta[k] = flatten_parameters(online).numpy()
+        self.theta_t[k] = self.theta[k] if target is None else flatten_parameters(target).numpy()
+        self.exp_avg[k] = 0.0
+        self.exp_avg_sq[k] = 0.0
+        self.step[k] = 0.0
+        self.lr[k], self.gamma[k] = lr, gamma
+        pcg.from_state(np.random.PCG64(rng_seed).state, out=self.rng[k])
+        self._bind(k)
+
+    def _bind(self, k: int) -> None:
+        if self.backend == "torch":
+            self._torch[k] = _TorchSlot(self, k)
+
+    # -- acting, learning -------------------------------------------------------------------
+    def act(self, obs: np.ndarray, epsilon: np.ndarray, mask: np.ndarray, out: np.ndarray) -> None:
+        """Epsilon-greedy actions for the slots in mask (each slot draws from its own stream)."""
+        if self.backend == "fused":
+            kern.act(self.theta, obs, self.rng, epsilon, mask, *self.layout, out)
+            return
+        kern.explore(self.rng, epsilon, mask, self.n_actions, self._explore)
+        for k in np.flatnonzero(mask & (self._explore < 0)):
+            out[k] = self._torch[k].greedy(obs[k])
+        take = mask & (self._explore >= 0)
+        out[take] = self._explore[take]
+
+    def update(
+        self, storage: Any, idx: np.ndarray, w: np.ndarray, mask: np.ndarray, td_out: np.ndarray, loss_out: np.ndarray
+    ) -> None:
+        """One gradient step for every slot in mask on its batch storage[k][idx[k]] with IS weights w[k]."""
+        if self.backend == "torch":
+            for k in np.flatnonzero(mask):
+                loss_out[k], td_out[k] = self._torch[k].update(storage, k, idx[k], w[k])
+            return
+        fn = kern.update_slots if self.threads > 1 else kern.update_slots_serial
+        fn(
+            self.theta,
+            self.theta_t,
+            self.exp_avg,
+            self.exp_avg_sq,
+            self.step,
+            self.lr,
+            self.gamma,
+            self.beta1,
+            self.beta2,
+            self.adam_eps,
+            *self.layout,
+            storage.states,
+            storage.actions,
+            storage.rewards,
+            storage.next_states,
+            storage.dones,
+            idx,
+            w,
+            mask,
+            td_out,
+            loss_out,
+            *self._ws,
+        )
+
+    def td_errors(self, k: int, storage: Any) -> np.ndarray:
+        """y - Q(s, a) of every transition slot k stores, with its current networks (the seed's refresh)."""
+        n = int(storage.size[k])
+        if self.backend == "torch":
+            return self._torch[k].td_errors(storage, k, n)
+        out = np.empty(n, np.float32)
+        kern.td_errors(
+            self.theta[k],
+            self.theta_t[k],
+            self.gamma[k],
+            *self.layout,
+            storage.states[k],
+            storage.actions[k],
+            storage.rewards[k],
+            storage.next_states[k],
+            storage.dones[k],
+            n,
+            out,
+            *self._refresh_ws,
+        )
+        return out
+
+    def sync_target(self, k: int) -> None:
+        self.theta_t[k] = self.theta[k]
+
+    # -- one slot's state: plain arrays, the same whatever K is ----------------------------
+    def state_dict(self, k: int) -> dict[str, Any]:
+        return {
+            "online": self.theta[k].copy(),
+            "target": self.theta_t[k].copy(),
+            "exp_avg": self.exp_avg[k].copy(),
+            "exp_avg_sq": self.exp_avg_sq[k].copy(),
+            "step": float(self.step[k]),
+            "rng": pcg.to_state(self.rng[k]),
+        }
+
+    def load_state_dict(self, k: int, s: dict[str, Any], lr: float, gamma: float) -> None:
+        for key, arr in (
+            ("online", self.theta),
+            ("target", self.theta_t),
+            ("exp_avg", self.exp_avg),
+            ("exp_avg_sq", self.exp_avg_sq),
+        ):
+            got = np.asarray(s[key], dtype=np.float32)
+            if got.shape != arr.shape[1:]:
+                raise ValueError(
+                    f"agent state {key!r} has {got.size} parameters, this network has {arr.shape[1]} "
+                    f"({self.net.name}, hidden={self.net.hidden}, layers={self.net.layers})"
+                )
+            arr[k] = got
+        self.step[k] = float(s["step"])
+        self.lr[k], self.gamma[k] = lr, gamma
+        pcg.from_state(s["rng"], out=self.rng[k])
+        self._bind(k)
+
+    def online_state_dict(self, k: int) -> dict[str, Any]:
+        """Slot k's online network as a torch ``state_dict`` (the model artifact)."""
+        net = build_network(self.net, self.obs_dim, self.n_actions)
+        off = 0
+        with torch.no_grad():
+            for p in net.parameters():
+                n = p.numel()
+                p.copy_(torch.from_numpy(self.theta[k, off : off + n].copy()).view_as(p))
+                off += n
+        return net.state_dict()
+
+
+class _TorchSlot:
+    """The eager-torch reference for one slot: DDQNAgent's update on views of the slot's rows."""
+
+    def __init__(self, agents: SlotAgent, k: int):
+        self.agents, self.k = agents, k
+        a = DDQNAgent(
+            agents.net,
+            agents.obs_dim,
+            agents.n_actions,
+            float(agents.lr[k]),
+            float(agents.gamma[k]),
+            True,
+            np.random.default_rng(0),
+        )
+        off = 0
+        moments = {}
+        for p_on, p_t in zip(a.online.parameters(), a.target.parameters()):
+            n = p_on.numel()
+            p_on.data = torch.from_numpy(agents.theta[k, off : off + n]).view_as(p_on)
+            p_t.data = torch.from_numpy(agents.theta_t[k, off : off + n]).view_as(p_t)
+            moments[p_on] = (
+                torch.from_numpy(agents.exp_avg[k, off : off + n]).view_as(p_on),
+                torch.from_numpy(agents.exp_avg_sq[k, off : off + n]).view_as(p_on),
+            )
+            off += n
+        for p, (m, v) in moments.items():  # Adam state as views of the rows; its own step counters
+            a.optimizer.state[p] = {"step": torch.tensor(float(agents.step[k])), "exp_avg": m, "exp_avg_sq": v}
+        self.agent = a
+
+    def greedy(self, obs: np.ndarray) -> int:
+        return self.agent.greedy(obs)
+
+    def _batch(self, storage: Any, k: int, idx: np.ndarray) -> Batch:
+        return Batch(
+            storage.states[k][idx],
+            storage.actions[k][idx],
+            storage.rewards[k][idx],
+            storage.next_states[k][idx],
+            storage.dones[k][idx],
+        )
+
+    def update(self, storage: Any, k: int, idx: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, td = self.agent.update(self._batch(storage, k, idx), w)
+        p0 = next(self.agent.online.parameters())
+        self.agents.step[k] = float(self.agent.optimizer.state[p0]["step"])
+        return loss, td
+
+    def td_errors(self, storage: Any, k: int, n: int) -> np.ndarray:
+        return self.agent.td_errors(self._batch(storage, k, np.arange(n)))

@@ -1,213 +1,644 @@
-"""Fused numba kernels for the small Q-network: forward, double-DQN update and Adam in one call.
+"""The double-DQN math over a leading slot axis: greedy actions, one update per slot, TD errors.
 
-Why: at batch 32 the 4-32-32-32 network costs almost nothing to compute;
-an eager PyTorch update (~30 autograd ops, each with microseconds of
-dispatch) spends ~0.7 ms in overhead. One compiled call does the same math
-(double-DQN target, IS-weighted Huber loss, its gradient, torch's Adam
-formula) in tens of microseconds.
+K independent runs ("slots") each own a row of every array: flat float32
+parameters ``theta[k]`` in ``QNetwork.parameters()`` order (body weights and
+biases, advantage head, value head), the target's ``theta_t[k]``, Adam's
+moments and step. One call updates every slot whose mask is set.
 
-The parameters live in one flat float32 vector per network, in the order
-of ``QNetwork.parameters()`` (body weights/biases, then advantage head,
-then value head). ``networks.flatten_parameters`` makes the torch
-parameters views of that vector, so the torch module, its ``state_dict``
-and the optimizer state always see what these kernels write.
+Why this shape (scripts/bench_kernels.py has the measurements): the network
+is 4-32-32-32 with batch 32, so an update is a dozen products of ~32x32x32.
+Hand-written numba loops over them reach 7-20 GFLOP/s (an axpy form stores
+and reloads its accumulator row every step; a dot-product form pays a
+horizontal sum per output); OpenBLAS's SGEMM, called from numba through
+``np.dot(a, b, out)``, does the same products at ~3-8x that. So the matrix
+products go to BLAS one slot at a time and everything between them (bias,
+ReLU, dueling head, Huber loss, Adam) is one fused numba loop, with no
+temporaries. Slots run in parallel (``prange``), each on its own thread-local
+workspace.
+
+Per-run identity: a slot's arithmetic is the same function on its own
+arrays whatever K is and whichever slots run beside it. Nothing here sums
+across slots, no loop over the slot axis is vectorised (so no slot lands in
+a SIMD remainder loop), and the BLAS products have the run's own shapes
+(batch, hidden), never a K-dependent one. ``fastmath`` (reassociation,
+FMA contraction) is therefore safe: it changes rounding against the torch
+reference (tested to a tolerance), never between two placements of a run.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-# Reassociation lets LLVM vectorise the length-32 dot products; no
+from per_exp.engine import pcg
+
+# Reassociation vectorises the short dot products; contraction fuses FMAs; no
 # no-NaN/no-inf assumptions, so a diverging run still shows NaN.
 _FM = {"reassoc", "contract"}
 
 
-@njit(cache=True, fastmath=_FM)
-def _dense_relu(inp, w, b, out):
-    """out = relu(inp @ w.T + b); w is torch's (out_features, in_features) layout."""
-    n, fan_in = inp.shape
-    fan_out = w.shape[0]
-    for i in range(n):
-        for o in range(fan_out):
-            s = b[o]
-            for k in range(fan_in):
-                s += inp[i, k] * w[o, k]
-            out[i, o] = s if s > 0.0 else 0.0
+def n_params(obs_dim: int, hidden: int, layers: int, n_actions: int, dueling: bool) -> int:
+    p = hidden * obs_dim + hidden + (layers - 1) * (hidden * hidden + hidden)
+    return p + n_actions * hidden + n_actions + ((hidden + 1) if dueling else 0)
 
 
-@njit(cache=True, fastmath=_FM)
-def forward(theta, x, obs_dim, hidden, layers, n_actions, dueling, hs):
-    """Q-values for rows of x; hs[l, i] receives layer l's post-ReLU activations of row i."""
-    n = x.shape[0]
+# ----------------------------------------------------------------------------- forward
+# Activations are feature-major, (features, rows): a layer is W @ X with torch's (fan_out, fan_in)
+# weights and both operands C-contiguous, the one operand order for which OpenBLAS's small-matrix
+# SGEMM path is taken (a transposed operand was 3x slower at 32x32x32, bench_kernels.py).
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def _dense(theta, w_off, fan_in, fan_out, inp, out, relu):  # pragma: no cover - compiled
+    """out = act(W @ inp + b) for inp (fan_in, n), out (fan_out, n); W is theta[w_off:] as (fan_out, fan_in)."""
+    w = theta[w_off : w_off + fan_out * fan_in].reshape((fan_out, fan_in))
+    b_off = w_off + fan_out * fan_in
+    np.dot(w, inp, out)
+    n = inp.shape[1]
+    for o in range(fan_out):
+        bo = theta[b_off + o]
+        for i in range(n):
+            z = out[o, i] + bo
+            out[o, i] = z if (z > 0.0 or not relu) else 0.0
+
+
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def _heads(theta, a_off, hidden, n_actions, dueling, h, q, v):  # pragma: no cover - compiled
+    """q (n_actions, n) from the top activations h (hidden, n): A = Wa h + ba; dueling: V + A - mean(A)."""
+    n = h.shape[1]
+    for j in range(n_actions):
+        bj = theta[a_off + n_actions * hidden + j]
+        for i in range(n):
+            q[j, i] = bj
+        for k in range(hidden):
+            wjk = theta[a_off + j * hidden + k]
+            for i in range(n):
+                q[j, i] += wjk * h[k, i]
+    if dueling:
+        v_off = a_off + n_actions * hidden + n_actions
+        bv = theta[v_off + hidden]
+        for i in range(n):
+            v[i] = bv
+        for k in range(hidden):
+            wk = theta[v_off + k]
+            for i in range(n):
+                v[i] += wk * h[k, i]
+        inv = np.float32(1.0 / n_actions)
+        for i in range(n):
+            mean_a = np.float32(0.0)
+            for j in range(n_actions):
+                mean_a += q[j, i]
+            mean_a *= inv
+            for j in range(n_actions):
+                q[j, i] = v[i] + q[j, i] - mean_a
+
+
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def forward(theta, x, obs_dim, hidden, layers, n_actions, dueling, hs, q, v):  # pragma: no cover - compiled
+    """Q-values of the columns of x (obs_dim, n) into q (n_actions, n); hs[l] (hidden, n) gets layer l's activations."""
     off = 0
     for layer in range(layers):
         fan_in = obs_dim if layer == 0 else hidden
-        w = theta[off : off + hidden * fan_in].reshape((hidden, fan_in))
-        b = theta[off + hidden * fan_in : off + hidden * fan_in + hidden]
-        _dense_relu(x if layer == 0 else hs[layer - 1], w, b, hs[layer])
+        _dense(theta, off, fan_in, hidden, x if layer == 0 else hs[layer - 1], hs[layer], True)
         off += hidden * fan_in + hidden
-    wa = theta[off : off + n_actions * hidden].reshape((n_actions, hidden))
-    ba = theta[off + n_actions * hidden : off + n_actions * hidden + n_actions]
-    v_off = off + n_actions * hidden + n_actions
-    h = hs[layers - 1]
-    q = np.empty((n, n_actions), dtype=np.float32)
-    for i in range(n):
-        mean_a = 0.0
+    _heads(theta, off, hidden, n_actions, dueling, hs[layers - 1], q, v)
+
+
+# ----------------------------------------------------------------------------- acting
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def _greedy_one(theta, obs, obs_dim, hidden, layers, n_actions, dueling, h_a, h_b, qrow):  # pragma: no cover
+    """argmax_a Q(obs, a) for one observation, first index on ties (as torch.argmax); dot-product form."""
+    off = 0
+    src = h_a
+    for layer in range(layers):
+        fan_in = obs_dim if layer == 0 else hidden
+        dst = h_b if layer % 2 == 0 else h_a
+        b_off = off + hidden * fan_in
+        for o in range(hidden):
+            s = theta[b_off + o]
+            if layer == 0:
+                for k in range(fan_in):
+                    s += obs[k] * theta[off + o * fan_in + k]
+            else:
+                for k in range(fan_in):
+                    s += src[k] * theta[off + o * fan_in + k]
+            dst[o] = s if s > 0.0 else 0.0
+        src = dst
+        off = b_off + hidden
+    mean_a = np.float32(0.0)
+    for j in range(n_actions):
+        s = theta[off + n_actions * hidden + j]
+        for k in range(hidden):
+            s += src[k] * theta[off + j * hidden + k]
+        qrow[j] = s
+        mean_a += s
+    if dueling:
+        v_off = off + n_actions * hidden + n_actions
+        mean_a /= n_actions
+        v = theta[v_off + hidden]
+        for k in range(hidden):
+            v += src[k] * theta[v_off + k]
         for j in range(n_actions):
-            s = ba[j]
-            for k in range(hidden):
-                s += h[i, k] * wa[j, k]
-            q[i, j] = s
-            mean_a += s
-        if dueling:
-            mean_a /= n_actions
-            v = theta[v_off + hidden]
-            for k in range(hidden):
-                v += h[i, k] * theta[v_off + k]
-            for j in range(n_actions):
-                q[i, j] = v + q[i, j] - mean_a
-    return q
-
-
-@njit(cache=True, fastmath=_FM)
-def greedy_action(theta, state, obs_dim, hidden, layers, n_actions, dueling):
-    """argmax_a Q(state, a), first index on ties (as torch.argmax)."""
-    x = np.empty((1, obs_dim), dtype=np.float32)
-    for k in range(obs_dim):
-        x[0, k] = state[k]
-    hs = np.empty((layers, 1, hidden), dtype=np.float32)
-    q = forward(theta, x, obs_dim, hidden, layers, n_actions, dueling, hs)
+            qrow[j] = v + qrow[j] - mean_a
     best = 0
     for j in range(1, n_actions):
-        if q[0, j] > q[0, best]:
+        if qrow[j] > qrow[best]:
             best = j
     return best
 
 
-@njit(cache=True, fastmath=_FM)
-def ddqn_adam_step(
+@njit(cache=True, nogil=True)
+def explore_one(rng, epsilon, n_actions):  # pragma: no cover - compiled
+    """The epsilon-greedy draw of one step: a random action, or -1 for "act greedily".
+
+    The seed's comparison and draws: greedy when epsilon < u for u = rng.random(),
+    else rng.integers(n_actions), both from the slot's own stream.
+    """
+    if epsilon < pcg.next_double(rng):
+        return -1
+    return pcg.bounded(rng, n_actions - 1)
+
+
+@njit(cache=True, nogil=True)
+def explore(rng, epsilon, mask, n_actions, out):  # pragma: no cover - compiled
+    """explore_one for every slot with mask; out[k] = -1 where the slot acts greedily."""
+    for k in range(rng.shape[0]):
+        if mask[k]:
+            out[k] = explore_one(rng[k], epsilon[k], n_actions)
+
+
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def act(theta, obs, rng, epsilon, mask, obs_dim, hidden, layers, n_actions, dueling, out):  # pragma: no cover
+    """Epsilon-greedy actions of every slot with mask: explore_one, then the online argmax where it says so."""
+    h_a = np.empty(hidden, np.float32)
+    h_b = np.empty(hidden, np.float32)
+    qrow = np.empty(n_actions, np.float32)
+    for k in range(theta.shape[0]):
+        if mask[k]:
+            a = explore_one(rng[k], epsilon[k], n_actions)
+            if a < 0:
+                a = _greedy_one(theta[k], obs[k], obs_dim, hidden, layers, n_actions, dueling, h_a, h_b, qrow)
+            out[k] = a
+
+
+# ----------------------------------------------------------------------------- one update
+class Workspace:
+    """Scratch arrays of one update, one set per thread (index = numba.get_thread_id())."""
+
+    def __init__(
+        self, threads: int, n_params_: int, obs_dim: int, hidden: int, layers: int, n_actions: int, batch: int
+    ):
+        f4 = np.float32
+        self.x = np.empty((threads, obs_dim, 2 * batch), f4)  # states then next states, feature-major
+        self.x2 = np.empty((threads, obs_dim, batch), f4)  # next states again, for the target pass
+        self.xb = np.empty((threads, batch, obs_dim), f4)  # states, batch-major (for dW of layer 0)
+        self.hs = np.empty((threads, layers, hidden, 2 * batch), f4)  # online activations of x
+        self.ht = np.empty((threads, layers, hidden, batch), f4)  # target activations of next states
+        self.q = np.empty((threads, n_actions, 2 * batch), f4)
+        self.qt = np.empty((threads, n_actions, batch), f4)
+        self.v = np.empty((threads, 2 * batch), f4)
+        self.dz = np.empty((threads, hidden, batch), f4)
+        self.dprev = np.empty((threads, hidden, batch), f4)
+        self.hb = np.empty((threads, batch, hidden), f4)  # a layer's input, batch-major
+        self.wt = np.empty((threads, hidden, hidden), f4)  # a layer's weights, transposed
+        self.da = np.empty((threads, n_actions, batch), f4)
+        self.g = np.empty((threads, batch), f4)
+        self.grad = np.empty((threads, n_params_), f4)
+
+    def arrays(self) -> tuple:
+        return (
+            self.x,
+            self.x2,
+            self.xb,
+            self.hs,
+            self.ht,
+            self.q,
+            self.qt,
+            self.v,
+            self.dz,
+            self.dprev,
+            self.hb,
+            self.wt,
+            self.da,
+            self.g,
+            self.grad,
+        )
+
+
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def update_one(
     theta,
-    theta_target,
+    theta_t,
     exp_avg,
     exp_avg_sq,
     step,
     lr,
+    gamma,
     beta1,
     beta2,
     adam_eps,
+    obs_dim,
+    hidden,
+    layers,
+    n_actions,
+    dueling,
+    states,
+    actions,
+    rewards,
+    next_states,
+    dones,
+    idx,
+    w,
+    td_out,
+    x,
+    x2,
+    xb,
+    hs,
+    ht,
+    q,
+    qt,
+    v,
+    dz,
+    dprev,
+    hb,
+    wt,
+    da,
+    g,
+    grad,
+):  # pragma: no cover - compiled
+    """One double-DQN step with Adam on one slot, from its replay storage rows idx; returns the loss.
+
+    loss = mean_i w_i * Huber(Q(s_i, a_i) - y_i),
+    y_i = r_i + gamma * (1 - done_i) * Q_target(s'_i, argmax_a Q(s'_i, a)).
+    Writes td_out[i] = y_i - Q(s_i, a_i); theta, the moments and step[0] change in place.
+    """
+    bsz = idx.shape[0]
+    for i in range(bsz):
+        j = idx[i]
+        for c in range(obs_dim):
+            s_c = states[j, c]
+            x[c, i] = s_c
+            xb[i, c] = s_c
+            s2_c = next_states[j, c]
+            x[c, bsz + i] = s2_c
+            x2[c, i] = s2_c
+    # one online pass over states and next states together, one target pass over next states
+    forward(theta, x, obs_dim, hidden, layers, n_actions, dueling, hs, q, v)
+    forward(theta_t, x2, obs_dim, hidden, layers, n_actions, dueling, ht, qt, v)
+
+    f_gamma = np.float32(gamma)
+    inv_na = np.float32(1.0 / n_actions)
+    loss = 0.0
+    for i in range(bsz):
+        best = 0
+        for j in range(1, n_actions):
+            if q[j, bsz + i] > q[best, bsz + i]:
+                best = j
+        row = idx[i]
+        a = actions[row]
+        y = rewards[row] + f_gamma * (np.float32(1.0) - dones[row]) * qt[best, i]
+        qa = q[a, i]
+        xd = qa - y
+        td_out[i] = y - qa
+        ax = abs(xd)
+        loss += w[i] * (0.5 * xd * xd if ax < 1.0 else ax - 0.5)
+        gx = xd if ax < 1.0 else (np.float32(1.0) if xd > 0.0 else np.float32(-1.0))
+        gi = w[i] * gx / np.float32(bsz)
+        g[i] = gi
+        # dQ_ji = g_i [j == a_i]; dueling: dA_ji = dQ_ji - g_i / n_actions (and dV_i = g_i)
+        for j in range(n_actions):
+            d = gi if j == a else np.float32(0.0)
+            if dueling:
+                d -= gi * inv_na
+            da[j, i] = d
+    loss /= bsz
+
+    grad[:] = 0.0
+    a_off = 0
+    for layer in range(layers):
+        a_off += hidden * (obs_dim if layer == 0 else hidden) + hidden
+    v_off = a_off + n_actions * hidden + n_actions
+    top = hs[layers - 1]
+    for k in range(hidden):
+        for i in range(bsz):
+            hb[i, k] = top[k, i]
+    # heads: dWa = dA hb, dba = sum_i dA, dwv = g hb, dbv = sum_i g; dz = Wa^T dA + wv^T g
+    for j in range(n_actions):
+        s_b = np.float32(0.0)
+        for i in range(bsz):
+            d = da[j, i]
+            s_b += d
+            for k in range(hidden):
+                grad[a_off + j * hidden + k] += d * hb[i, k]
+        grad[a_off + n_actions * hidden + j] = s_b
+    if dueling:
+        s_b = np.float32(0.0)
+        for i in range(bsz):
+            gi = g[i]
+            s_b += gi
+            for k in range(hidden):
+                grad[v_off + k] += gi * hb[i, k]
+        grad[v_off + hidden] = s_b
+    for k in range(hidden):
+        for i in range(bsz):
+            dz[k, i] = np.float32(0.0)
+        for j in range(n_actions):
+            wjk = theta[a_off + j * hidden + k]
+            for i in range(bsz):
+                dz[k, i] += wjk * da[j, i]
+        if dueling:
+            wk = theta[v_off + k]
+            for i in range(bsz):
+                dz[k, i] += wk * g[i]
+    # body, top to bottom: dz *= relu'(z); dW = dz @ inp_b; db = sum_i dz; dz_prev = W^T @ dz
+    off = a_off
+    for layer in range(layers - 1, -1, -1):
+        fan_in = obs_dim if layer == 0 else hidden
+        off -= hidden * fan_in + hidden
+        b_off = off + hidden * fan_in
+        h = hs[layer]
+        for o in range(hidden):
+            s_b = np.float32(0.0)
+            for i in range(bsz):
+                d = dz[o, i] if h[o, i] > 0.0 else np.float32(0.0)
+                dz[o, i] = d
+                s_b += d
+            grad[b_off + o] = s_b
+        gw = grad[off:b_off].reshape((hidden, fan_in))
+        if layer == 0:
+            np.dot(dz, xb, gw)
+        else:
+            prev = hs[layer - 1]
+            for k in range(fan_in):
+                for i in range(bsz):
+                    hb[i, k] = prev[k, i]
+            np.dot(dz, hb, gw)
+            wmat = theta[off:b_off].reshape((hidden, fan_in))
+            for o in range(hidden):
+                for k in range(fan_in):
+                    wt[k, o] = wmat[o, k]
+            np.dot(wt, dz, dprev)
+            dz[:, :] = dprev
+
+    # torch.optim.Adam (no weight decay, no amsgrad): same formula and order, in float32 as torch
+    step[0] += 1.0
+    t = step[0]
+    bc1 = np.float32(1.0 - beta1**t)
+    bc2_sqrt = np.float32((1.0 - beta2**t) ** 0.5)
+    step_size = np.float32(lr) / bc1
+    one_m_b1 = np.float32(1.0 - beta1)
+    one_m_b2 = np.float32(1.0 - beta2)
+    f_b2 = np.float32(beta2)
+    f_eps = np.float32(adam_eps)
+    for p in range(theta.shape[0]):
+        gp = grad[p]
+        m = exp_avg[p] + one_m_b1 * (gp - exp_avg[p])
+        vv = exp_avg_sq[p] * f_b2 + one_m_b2 * gp * gp
+        exp_avg[p] = m
+        exp_avg_sq[p] = vv
+        theta[p] -= step_size * m / (np.sqrt(vv) / bc2_sqrt + f_eps)
+    return loss
+
+
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def update_slots(
+    theta,
+    theta_t,
+    exp_avg,
+    exp_avg_sq,
+    step,
+    lr,
+    gamma,
+    beta1,
+    beta2,
+    adam_eps,
+    obs_dim,
+    hidden,
+    layers,
+    n_actions,
+    dueling,
+    states,
+    actions,
+    rewards,
+    next_states,
+    dones,
+    idx,
+    w,
+    mask,
+    td_out,
+    loss_out,
+    x,
+    x2,
+    xb,
+    hs,
+    ht,
+    q,
+    qt,
+    v,
+    dz,
+    dprev,
+    hb,
+    wt,
+    da,
+    g,
+    grad,
+):  # pragma: no cover - compiled
+    """update_one for every slot k with mask[k], in parallel; per-slot hyperparameters are (K,) arrays."""
+    for k in prange(theta.shape[0]):
+        if mask[k]:
+            t = numba.get_thread_id()
+            loss_out[k] = update_one(
+                theta[k],
+                theta_t[k],
+                exp_avg[k],
+                exp_avg_sq[k],
+                step[k : k + 1],
+                lr[k],
+                gamma[k],
+                beta1[k],
+                beta2[k],
+                adam_eps[k],
+                obs_dim,
+                hidden,
+                layers,
+                n_actions,
+                dueling,
+                states[k],
+                actions[k],
+                rewards[k],
+                next_states[k],
+                dones[k],
+                idx[k],
+                w[k],
+                td_out[k],
+                x[t],
+                x2[t],
+                xb[t],
+                hs[t],
+                ht[t],
+                q[t],
+                qt[t],
+                v[t],
+                dz[t],
+                dprev[t],
+                hb[t],
+                wt[t],
+                da[t],
+                g[t],
+                grad[t],
+            )
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def update_slots_serial(
+    theta,
+    theta_t,
+    exp_avg,
+    exp_avg_sq,
+    step,
+    lr,
+    gamma,
+    beta1,
+    beta2,
+    adam_eps,
+    obs_dim,
+    hidden,
+    layers,
+    n_actions,
+    dueling,
+    states,
+    actions,
+    rewards,
+    next_states,
+    dones,
+    idx,
+    w,
+    mask,
+    td_out,
+    loss_out,
+    x,
+    x2,
+    xb,
+    hs,
+    ht,
+    q,
+    qt,
+    v,
+    dz,
+    dprev,
+    hb,
+    wt,
+    da,
+    g,
+    grad,
+):  # pragma: no cover - compiled
+    """update_slots on the calling thread (no parallel region to enter: K = 1 and one-thread groups)."""
+    for k in range(theta.shape[0]):
+        if mask[k]:
+            loss_out[k] = update_one(
+                theta[k],
+                theta_t[k],
+                exp_avg[k],
+                exp_avg_sq[k],
+                step[k : k + 1],
+                lr[k],
+                gamma[k],
+                beta1[k],
+                beta2[k],
+                adam_eps[k],
+                obs_dim,
+                hidden,
+                layers,
+                n_actions,
+                dueling,
+                states[k],
+                actions[k],
+                rewards[k],
+                next_states[k],
+                dones[k],
+                idx[k],
+                w[k],
+                td_out[k],
+                x[0],
+                x2[0],
+                xb[0],
+                hs[0],
+                ht[0],
+                q[0],
+                qt[0],
+                v[0],
+                dz[0],
+                dprev[0],
+                hb[0],
+                wt[0],
+                da[0],
+                g[0],
+                grad[0],
+            )
+
+
+# ----------------------------------------------------------------------------- TD errors of stored rows
+class RefreshWorkspace:
+    """Scratch of ``td_errors``: it walks the stored rows in chunks of ``chunk`` columns."""
+
+    def __init__(self, obs_dim: int, hidden: int, layers: int, n_actions: int, chunk: int = 256):
+        f4 = np.float32
+        self.x = np.empty((obs_dim, 2 * chunk), f4)
+        self.x2 = np.empty((obs_dim, chunk), f4)
+        self.hs = np.empty((layers, hidden, 2 * chunk), f4)
+        self.ht = np.empty((layers, hidden, chunk), f4)
+        self.q = np.empty((n_actions, 2 * chunk), f4)
+        self.qt = np.empty((n_actions, chunk), f4)
+        self.v = np.empty(2 * chunk, f4)
+
+    def arrays(self) -> tuple:
+        return (self.x, self.x2, self.hs, self.ht, self.q, self.qt, self.v)
+
+
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def td_errors(
+    theta,
+    theta_t,
     gamma,
     obs_dim,
     hidden,
     layers,
     n_actions,
     dueling,
-    s,
-    a,
-    r,
-    s2,
-    done,
-    w,
-    td_out,
-):
-    """One double-DQN gradient step with Adam; theta/exp_avg/exp_avg_sq/step[0] change in place.
-
-    loss = mean_i w_i * Huber(Q(s_i, a_i) - y_i),
-    y_i = r_i + gamma * (1 - done_i) * Q_target(s2_i, argmax_a Q(s2_i, a)).
-    Writes td_out[i] = y_i - Q(s_i, a_i) and returns the loss.
-    """
-    bsz = s.shape[0]
-    hs = np.empty((layers, bsz, hidden), dtype=np.float32)
-    hs2 = np.empty((layers, bsz, hidden), dtype=np.float32)
-    q = forward(theta, s, obs_dim, hidden, layers, n_actions, dueling, hs)
-    q_next = forward(theta, s2, obs_dim, hidden, layers, n_actions, dueling, hs2)
-    q_next_t = forward(theta_target, s2, obs_dim, hidden, layers, n_actions, dueling, hs2)
-
-    # loss and dLoss/dQ(s_i, a_i)
-    g = np.empty(bsz, dtype=np.float32)
-    loss = 0.0
-    for i in range(bsz):
-        best = 0
-        for j in range(1, n_actions):
-            if q_next[i, j] > q_next[i, best]:
-                best = j
-        y = r[i] + gamma * (1.0 - done[i]) * q_next_t[i, best]
-        x = q[i, a[i]] - y
-        td_out[i] = y - q[i, a[i]]
-        ax = abs(x)
-        loss += w[i] * (0.5 * x * x if ax < 1.0 else ax - 0.5)
-        gx = x if ax < 1.0 else (1.0 if x > 0.0 else -1.0)
-        g[i] = w[i] * gx / bsz
-    loss /= bsz
-
-    grad = np.zeros(theta.shape[0], dtype=np.float32)
-    # offsets of every layer, as in forward()
-    offs = np.empty(layers + 1, dtype=np.int64)
-    off = 0
-    for layer in range(layers):
-        offs[layer] = off
-        fan_in = obs_dim if layer == 0 else hidden
-        off += hidden * fan_in + hidden
-    a_off = off
-    offs[layers] = a_off
-    v_off = a_off + n_actions * hidden + n_actions
-    top = layers - 1
-
-    # heads: dQ_ij = g_i [j == a_i]; dueling: dA_ij = dQ_ij - g_i / n_actions, dV_i = g_i
-    dh = np.zeros((bsz, hidden), dtype=np.float32)
-    inv_na = 1.0 / n_actions
-    for i in range(bsz):
-        for j in range(n_actions):
-            da = g[i] if j == a[i] else 0.0
-            if dueling:
-                da -= g[i] * inv_na
-            if da != 0.0:
-                grad[a_off + n_actions * hidden + j] += da
-                for k in range(hidden):
-                    grad[a_off + j * hidden + k] += da * hs[top, i, k]
-                    dh[i, k] += da * theta[a_off + j * hidden + k]
-        if dueling:
-            gi = g[i]
-            grad[v_off + hidden] += gi
-            for k in range(hidden):
-                grad[v_off + k] += gi * hs[top, i, k]
-                dh[i, k] += gi * theta[v_off + k]
-
-    # body, top to bottom: dz = dh * relu'(z); dW = dz^T h_prev; db = sum dz; dh_prev = dz W
-    for layer in range(layers - 1, -1, -1):
-        fan_in = obs_dim if layer == 0 else hidden
-        w_off = offs[layer]
-        b_off = w_off + hidden * fan_in
-        w = theta[w_off:b_off].reshape((hidden, fan_in))
-        gw = grad[w_off:b_off].reshape((hidden, fan_in))
-        gb = grad[b_off : b_off + hidden]
-        inp = s if layer == 0 else hs[layer - 1]
-        h = hs[layer]
-        dprev = np.zeros((bsz, fan_in), dtype=np.float32)
-        for i in range(bsz):
-            for o in range(hidden):
-                if h[i, o] <= 0.0:
-                    continue
-                dz = dh[i, o]
-                gb[o] += dz
-                for k in range(fan_in):
-                    gw[o, k] += dz * inp[i, k]
-                if layer > 0:
-                    for k in range(fan_in):
-                        dprev[i, k] += dz * w[o, k]
-        dh = dprev
-
-    # torch.optim.Adam (no weight decay, no amsgrad), same formula and order
-    step[0] += 1.0
-    t = step[0]
-    bc1 = 1.0 - beta1**t
-    bc2_sqrt = (1.0 - beta2**t) ** 0.5
-    step_size = lr / bc1
-    for p in range(theta.shape[0]):
-        gp = grad[p]
-        m = exp_avg[p] + (1.0 - beta1) * (gp - exp_avg[p])
-        v = exp_avg_sq[p] * beta2 + (1.0 - beta2) * gp * gp
-        exp_avg[p] = m
-        exp_avg_sq[p] = v
-        theta[p] -= step_size * m / (np.sqrt(v) / bc2_sqrt + adam_eps)
-    return loss
+    states,
+    actions,
+    rewards,
+    next_states,
+    dones,
+    n,
+    out,
+    x,
+    x2,
+    hs,
+    ht,
+    q,
+    qt,
+    v,
+):  # pragma: no cover - compiled
+    """out[:n] = y - Q(s, a) of stored rows [0, n) with the current networks, as the update computes it."""
+    chunk = x2.shape[1]
+    f_gamma = np.float32(gamma)
+    for start in range(0, n, chunk):
+        c = min(chunk, n - start)
+        # fixed-width passes (the last chunk padded with its own first row): every row's arithmetic is
+        # the same whatever n is
+        for i in range(chunk):
+            j = start + (i if i < c else 0)
+            for d in range(obs_dim):
+                x[d, i] = states[j, d]
+                x[d, chunk + i] = next_states[j, d]
+                x2[d, i] = next_states[j, d]
+        forward(theta, x, obs_dim, hidden, layers, n_actions, dueling, hs, q, v)
+        forward(theta_t, x2, obs_dim, hidden, layers, n_actions, dueling, ht, qt, v)
+        for i in range(c):
+            best = 0
+            for a in range(1, n_actions):
+                if q[a, chunk + i] > q[best, chunk + i]:
+                    best = a
+            row = start + i
+            y = rewards[row] + f_gamma * (np.float32(1.0) - dones[row]) * qt[best, i]
+            out[row] = y - q[actions[row], i]

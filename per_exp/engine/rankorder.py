@@ -16,6 +16,10 @@ the paper's piecewise-uniform approximation within a segment.
 An update removes the written slots and merges them back in one pass:
 O(n + B log B) per batch, instead of the paper's heap that is only
 re-sorted now and then (and so samples from stale ranks).
+
+The kernels (``write``, ``draw``, ``locate``, ``positions``) are the public
+fast path, called by the rank sampler on rows of K orders; ``RankOrder``
+wraps one order with checked methods.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from per_exp.engine.sumtree import validated_writes
 
 
 @numba.njit(cache=True, nogil=True)
-def _locate(skey, sstamp, n, k, st):  # pragma: no cover - compiled
+def locate(skey, sstamp, n, k, st):  # pragma: no cover - compiled
     """Position of the entry (k, st) in order[:n], sorted by (key, stamp) descending."""
     lo, hi = 0, n
     while lo < hi:
@@ -40,14 +44,14 @@ def _locate(skey, sstamp, n, k, st):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _positions(skey, sstamp, key, stamp, n, slots, out):  # pragma: no cover - compiled
+def positions(skey, sstamp, key, stamp, n, slots, out):  # pragma: no cover - compiled
     for k in range(slots.size):
         s = slots[k]
-        out[k] = _locate(skey, sstamp, n, key[s], stamp[s]) if key[s] >= 0.0 else -1
+        out[k] = locate(skey, sstamp, n, key[s], stamp[s]) if key[s] >= 0.0 else -1
 
 
 @numba.njit(cache=True, nogil=True)
-def _set(key, stamp, skey, sstamp, order, n, clock, slots, vals):  # pragma: no cover - compiled
+def write(key, stamp, skey, sstamp, order, n, clock, slots, vals):  # pragma: no cover - compiled
     """Write keys for slots (last duplicate wins); returns the new count n.
 
     Entries are ordered by (key, write stamp) descending, so every entry is
@@ -67,7 +71,7 @@ def _set(key, stamp, skey, sstamp, order, n, clock, slots, vals):  # pragma: no 
         if key[s] == -2.0:
             continue
         if key[s] >= 0.0:
-            j = _locate(skey, sstamp, n, key[s], stamp[s])
+            j = locate(skey, sstamp, n, key[s], stamp[s])
             order[j] = -1  # tombstone; skey/sstamp stay so later searches stay valid
             if j < first_hole:
                 first_hole = j
@@ -116,7 +120,7 @@ def _set(key, stamp, skey, sstamp, order, n, clock, slots, vals):  # pragma: no 
 
 
 @numba.njit(cache=True, nogil=True)
-def _draw(cdf, order, n, u, stratified, alpha, out_idx, out_prob):  # pragma: no cover - compiled
+def draw(cdf, order, n, u, stratified, alpha, out_idx, out_prob):  # pragma: no cover - compiled
     total = cdf[n - 1]
     b = u.size
     head = cdf[:n]
@@ -147,14 +151,14 @@ class RankOrder:
     def set(self, slots: np.ndarray, keys: np.ndarray, limit: int | None = None) -> None:
         """Give slots new keys (last duplicate wins); all or nothing, like SumTree.update."""
         slots, keys = validated_writes(slots, keys, self.capacity, limit, "slot", "slots")
-        self.n = int(_set(self.key, self.stamp, self.skey, self.sstamp, self.order, self.n, self.clock, slots, keys))
+        self.n = int(write(self.key, self.stamp, self.skey, self.sstamp, self.order, self.n, self.clock, slots, keys))
         self.clock += slots.size
 
     def ranks(self, slots: np.ndarray) -> np.ndarray:
         """1-based rank of each slot (0 for a slot not stored)."""
         slots = np.ascontiguousarray(slots, dtype=np.int64).reshape(-1)
         out = np.empty(slots.size, dtype=np.int64)
-        _positions(self.skey, self.sstamp, self.key, self.stamp, self.n, slots, out)
+        positions(self.skey, self.sstamp, self.key, self.stamp, self.n, slots, out)
         return out + 1
 
     def prob_of_rank(self, ranks: np.ndarray) -> np.ndarray:
@@ -166,7 +170,7 @@ class RankOrder:
         u = np.ascontiguousarray(u, dtype=np.float64)
         idx = np.empty(u.size, dtype=np.int64)
         prob = np.empty(u.size, dtype=np.float64)
-        _draw(self.cdf, self.order, self.n, u, bool(stratified), self.alpha, idx, prob)
+        draw(self.cdf, self.order, self.n, u, bool(stratified), self.alpha, idx, prob)
         return idx, prob
 
     def state_dict(self) -> dict:

@@ -1,8 +1,8 @@
 """Array-backed sum tree (with an optional min tree), batched update and find.
 
 Layout: ``tree[1]`` is the root; node i has children 2i and 2i+1; the
-``n_leaves`` leaves (the next power of two >= capacity) live at
-``tree[n_leaves:2*n_leaves]``, leaf k at ``tree[n_leaves + k]``. ``tree[0]`` is unused.
+``cap`` leaves (cap = next power of two >= capacity) live at
+``tree[cap:2*cap]``, leaf k at ``tree[cap + k]``. ``tree[0]`` is unused.
 With capacity 1 the root *is* the only leaf.
 
 Invariant (checked by property tests): every internal node is recomputed
@@ -17,7 +17,10 @@ set the largest importance weight of the buffer.
 
 The loops are numba kernels: NumPy needs a handful of array calls per tree
 level (~1 us each), which alone costs more than cpprb's whole operation at
-N = 10,000 (profile in the README, "Replay and samplers").
+N = 10,000 (profile in the README, "Replay and samplers"). The kernels are
+this module's public fast path, allocation-free (callers pass ``out`` and
+scratch arrays): the samplers call them on rows of K trees from their own
+kernels. ``SumTree`` wraps one tree with checked, allocating methods.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ _INF = np.inf
 
 
 @numba.njit(cache=True, nogil=True)
-def _first_bad(leaves, values, capacity):  # pragma: no cover - compiled
+def first_bad(leaves, values, capacity):  # pragma: no cover - compiled
     """Index of the first out-of-range leaf or NaN/inf/negative value, else -1."""
     for k in range(leaves.size):
         v = values[k]
@@ -51,7 +54,7 @@ def validated_writes(
     values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
     if indices.shape != values.shape:
         raise ValueError(f"{indices.size} {noun} indices but {values.size} values")
-    bad = _first_bad(indices, values, limit)
+    bad = first_bad(indices, values, limit)
     if bad >= 0:
         i = int(indices[bad])
         if not 0 <= i < limit:
@@ -61,32 +64,32 @@ def validated_writes(
 
 
 @numba.njit(cache=True, nogil=True)
-def _update(tree, mins, n_leaves, leaves, values, track_min):  # pragma: no cover - compiled
-    """Write leaves in order (so the last duplicate wins), then fix ancestors.
+def write(tree, mins, cap, leaves, values, track_min, nodes):  # pragma: no cover - compiled
+    """Write leaves in order (so the last duplicate wins), then fix ancestors; no checks.
 
     A few leaves: their ancestors are recomputed level by level, once per
     distinct node when the leaves come sorted (stratified draws do), so
     shared upper levels are not redone per leaf. A bulk write (more leaves
     than the tree has nodes per path) rebuilds every internal node once.
+    ``nodes``: int64 scratch of at least len(leaves).
     """
     m = leaves.size
     depth = 0
-    while (1 << depth) < n_leaves:
+    while (1 << depth) < cap:
         depth += 1
     for k in range(m):
-        node = n_leaves + leaves[k]
+        node = cap + leaves[k]
         tree[node] = values[k]
         if track_min:
             mins[node] = values[k] if values[k] > 0.0 else _INF
-    if m * depth > n_leaves:
-        for node in range(n_leaves - 1, 0, -1):
+    if m * depth > cap:
+        for node in range(cap - 1, 0, -1):
             tree[node] = tree[2 * node] + tree[2 * node + 1]
             if track_min:
                 mins[node] = min(mins[2 * node], mins[2 * node + 1])
         return
-    nodes = np.empty(m, dtype=np.int64)
     for k in range(m):
-        nodes[k] = n_leaves + leaves[k]
+        nodes[k] = cap + leaves[k]
     for _ in range(depth):
         prev = -1
         for k in range(m):
@@ -101,7 +104,22 @@ def _update(tree, mins, n_leaves, leaves, values, track_min):  # pragma: no cove
 
 
 @numba.njit(cache=True, nogil=True)
-def _descend(tree, n_leaves, v, out):  # pragma: no cover - compiled
+def write_one(tree, mins, cap, leaf, value, track_min):  # pragma: no cover - compiled
+    """write() of a single leaf (a new transition's priority), without scratch."""
+    node = cap + leaf
+    tree[node] = value
+    if track_min:
+        mins[node] = value if value > 0.0 else _INF
+    node >>= 1
+    while node >= 1:
+        tree[node] = tree[2 * node] + tree[2 * node + 1]
+        if track_min:
+            mins[node] = min(mins[2 * node], mins[2 * node + 1])
+        node >>= 1
+
+
+@numba.njit(cache=True, nogil=True)
+def descend(tree, cap, v, out):  # pragma: no cover - compiled
     """For each v[k], the leaf whose interval [c_{j-1}, c_j) holds it; never a zero-priority one.
 
     Going right needs v >= left AND a positive right subtree: round-off
@@ -117,7 +135,7 @@ def _descend(tree, n_leaves, v, out):  # pragma: no cover - compiled
     for k in range(b):
         out[k] = 1
     level = 1
-    while level < n_leaves:
+    while level < cap:
         for k in range(b):
             i = out[k]
             left = tree[2 * i]
@@ -126,45 +144,40 @@ def _descend(tree, n_leaves, v, out):  # pragma: no cover - compiled
             out[k] = 2 * i + go
         level *= 2
     for k in range(b):
-        out[k] -= n_leaves
+        out[k] -= cap
 
 
 @numba.njit(cache=True, nogil=True)
-def _points(total, u, stratified):  # pragma: no cover - compiled
-    """Values in [0, total): stratum k is [k, k+1) * total / B, or i.i.d."""
+def points(total, u, stratified, out):  # pragma: no cover - compiled
+    """out = values in [0, total) for uniforms u: stratum k is [k, k+1) * total / B, or i.i.d."""
     b = u.size
-    v = np.empty(b, dtype=np.float64)
     for k in range(b):
-        v[k] = (k + u[k]) * (total / b) if stratified else u[k] * total
-    return v
+        out[k] = (k + u[k]) * (total / b) if stratified else u[k] * total
 
 
 @numba.njit(cache=True, nogil=True)
-def _find(tree, n_leaves, values, out):  # pragma: no cover - compiled
-    _descend(tree, n_leaves, values.copy(), out)
-
-
-@numba.njit(cache=True, nogil=True)
-def _draw(tree, n_leaves, u, stratified, out_idx, out_prob):  # pragma: no cover - compiled
-    """Proportional draws from uniforms u in [0, 1)."""
+def draw(tree, cap, u, stratified, v, out_idx, out_prob):  # pragma: no cover - compiled
+    """Proportional draws from uniforms u in [0, 1) (``v``: float64 scratch of len(u))."""
     total = tree[1]
-    _descend(tree, n_leaves, _points(total, u, stratified), out_idx)
+    points(total, u, stratified, v)
+    descend(tree, cap, v, out_idx)
     for k in range(u.size):
-        out_prob[k] = tree[n_leaves + out_idx[k]] / total
+        out_prob[k] = tree[cap + out_idx[k]] / total
 
 
 @numba.njit(cache=True, nogil=True)
-def _sample_weighted(tree, mins, n_leaves, u, stratified, beta, weight_mode, out_idx, out_w):  # pragma: no cover
-    """Draw + IS weights in one call (the fused path of SumTreeSampler.sample).
+def draw_weighted(tree, mins, cap, u, stratified, beta, weight_mode, v, out_idx, out_w):  # pragma: no cover
+    """Draw + IS weights in one call (``v``: float64 scratch of len(u)); the root must be > 0.
 
     weight_mode: 0 no weights (all 1), 1 divide by the batch max, 2 divide by
     the buffer max (the weight of the smallest positive leaf, from the min
-    tree). Same formulas as priorities.importance_weights, which the tests compare
+    tree). Same formulas as priorities.is_weights, which the tests compare
     against; `out_w` is float32 like the weights the agent consumes.
     Returns (sum of weights, max weight) for the episode metrics.
     """
     b = u.size
-    _descend(tree, n_leaves, _points(tree[1], u, stratified), out_idx)
+    points(tree[1], u, stratified, v)
+    descend(tree, cap, v, out_idx)
     if weight_mode == 0:
         for k in range(b):
             out_w[k] = 1.0
@@ -174,12 +187,12 @@ def _sample_weighted(tree, mins, n_leaves, u, stratified, beta, weight_mode, out
         p_min = mins[1]
     else:
         for k in range(b):
-            p_min = min(p_min, tree[n_leaves + out_idx[k]])
+            p_min = min(p_min, tree[cap + out_idx[k]])
     # (N P_i)^-beta / (N P_min)^-beta == (p_i / p_min)^-beta: N and the total cancel.
     w_sum = 0.0
     w_max = 0.0
     for k in range(b):
-        w = (tree[n_leaves + out_idx[k]] / p_min) ** (-beta)
+        w = (tree[cap + out_idx[k]] / p_min) ** (-beta)
         out_w[k] = w
         w_sum += w
         if w > w_max:
@@ -188,8 +201,12 @@ def _sample_weighted(tree, mins, n_leaves, u, stratified, beta, weight_mode, out
 
 
 @numba.njit(cache=True, nogil=True)
-def _update_from_td(tree, mins, n_leaves, track_min, leaves, td, alpha, eps, limit, scratch):  # pragma: no cover
-    """Priorities (|td| + eps)^alpha, validated, then written; returns (bad index or -1, max priority)."""
+def write_from_td(tree, mins, cap, track_min, leaves, td, alpha, eps, limit, scratch, nodes):  # pragma: no cover
+    """Priorities (|td| + eps)^alpha, validated, then written; returns (bad index or -1, max priority).
+
+    All or nothing: a leaf outside [0, limit) or a NaN/inf priority leaves the
+    tree untouched. ``scratch``/``nodes``: float64/int64 scratch of len(leaves).
+    """
     m = leaves.size
     p_max = 0.0
     for k in range(m):
@@ -201,22 +218,32 @@ def _update_from_td(tree, mins, n_leaves, track_min, leaves, td, alpha, eps, lim
         scratch[k] = p
         if p > p_max:
             p_max = p
-    _update(tree, mins, n_leaves, leaves, scratch[:m], track_min)
+    write(tree, mins, cap, leaves, scratch[:m], track_min, nodes)
     return -1, p_max
 
 
+def leaf_count(capacity: int) -> int:
+    """cap: the power of two >= capacity that the leaves occupy (a tree array has 2 * cap entries)."""
+    return 1 << max(0, (int(capacity) - 1).bit_length())
+
+
 class SumTree:
-    def __init__(self, capacity: int, track_min: bool = False):
+    """One tree; ``tree``/``mins`` may be given to view existing arrays (a row of K trees)."""
+
+    def __init__(
+        self, capacity: int, track_min: bool = False, tree: np.ndarray | None = None, mins: np.ndarray | None = None
+    ):
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
-        self.n_leaves = 1 << max(0, (self.capacity - 1).bit_length())
-        self.depth = self.n_leaves.bit_length() - 1
+        self.cap = leaf_count(capacity)
+        self.depth = self.cap.bit_length() - 1
         self.track_min = bool(track_min)
-        self.tree = np.zeros(2 * self.n_leaves, dtype=np.float64)
+        self.tree = np.zeros(2 * self.cap, dtype=np.float64) if tree is None else tree
         # A 1-element dummy keeps the kernel signature fixed when min is off.
-        self.mins = np.full(2 * self.n_leaves if track_min else 1, np.inf, dtype=np.float64)
+        self.mins = np.full(2 * self.cap if track_min else 1, np.inf, dtype=np.float64) if mins is None else mins
         self._scratch = np.empty(256, dtype=np.float64)
+        self._nodes = np.empty(256, dtype=np.int64)
 
     @property
     def total(self) -> float:
@@ -230,7 +257,7 @@ class SumTree:
         return float(self.mins[1])
 
     def get(self, leaves: np.ndarray) -> np.ndarray:
-        return self.tree[self.n_leaves + np.asarray(leaves, dtype=np.int64)]
+        return self.tree[self.cap + np.asarray(leaves, dtype=np.int64)]
 
     def update(self, leaves: np.ndarray, values: np.ndarray, limit: int | None = None) -> None:
         """Set leaves to values; on duplicates the last write wins.
@@ -240,13 +267,13 @@ class SumTree:
         before anything is written (the kernel does not bounds-check).
         """
         leaves, values = validated_writes(leaves, values, self.capacity, limit, "leaf", "leaves")
-        _update(self.tree, self.mins, self.n_leaves, leaves, values, self.track_min)
+        write(self.tree, self.mins, self.cap, leaves, values, self.track_min, self._nodes_for(leaves.size))
 
     def find(self, values: np.ndarray) -> np.ndarray:
         """Leaf index whose prefix-sum interval [c_{k-1}, c_k) holds each value."""
-        values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+        values = np.array(values, dtype=np.float64).reshape(-1)  # a copy: descend consumes it
         out = np.empty(values.size, dtype=np.int64)
-        _find(self.tree, self.n_leaves, values, out)
+        descend(self.tree, self.cap, values, out)
         return out
 
     def draw(self, u: np.ndarray, stratified: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -256,29 +283,38 @@ class SumTree:
         u = np.ascontiguousarray(u, dtype=np.float64)
         idx = np.empty(u.size, dtype=np.int64)
         prob = np.empty(u.size, dtype=np.float64)
-        _draw(self.tree, self.n_leaves, u, bool(stratified), idx, prob)
+        draw(self.tree, self.cap, u, bool(stratified), np.empty(u.size), idx, prob)
         return idx, prob
 
     def sample_weighted(self, u: np.ndarray, stratified: bool, beta: float, weight_mode: int):
-        """(leaves, float32 weights, weight sum, weight max) for uniforms u; the root must be > 0.
-
-        Draw and IS weights in one compiled call: the fast path of SumTreeSampler.sample.
-        """
+        """(leaves, float32 weights, weight sum, weight max) for uniforms u; the root must be > 0."""
         if not self.tree[1] > 0:
             raise ValueError("cannot draw from a sum tree whose total priority is 0")
         if weight_mode == 2 and not self.track_min:
             raise RuntimeError("buffer-normalised weights need SumTree(track_min=True)")
         idx = np.empty(u.size, dtype=np.int64)
         w = np.empty(u.size, dtype=np.float32)
-        w_sum, w_max = _sample_weighted(self.tree, self.mins, self.n_leaves, u, stratified, beta, weight_mode, idx, w)
+        w_sum, w_max = draw_weighted(
+            self.tree, self.mins, self.cap, u, stratified, beta, weight_mode, np.empty(u.size), idx, w
+        )
         return idx, w, w_sum, w_max
 
     def update_from_td(self, leaves: np.ndarray, td: np.ndarray, alpha: float, eps: float, limit: int) -> float:
         """Write (|td| + eps)^alpha at leaves in [0, limit); all or nothing. Returns the max written."""
         if leaves.size > self._scratch.size:
             self._scratch = np.empty(leaves.size, dtype=np.float64)
-        bad, p_max = _update_from_td(
-            self.tree, self.mins, self.n_leaves, self.track_min, leaves, td, alpha, eps, limit, self._scratch
+        bad, p_max = write_from_td(
+            self.tree,
+            self.mins,
+            self.cap,
+            self.track_min,
+            leaves,
+            td,
+            alpha,
+            eps,
+            limit,
+            self._scratch,
+            self._nodes_for(leaves.size),
         )
         if bad >= 0:
             leaf = int(leaves[bad])
@@ -290,6 +326,11 @@ class SumTree:
                 "priorities must be finite and >= 0 (nothing was written)"
             )
         return p_max
+
+    def _nodes_for(self, m: int) -> np.ndarray:
+        if m > self._nodes.size:
+            self._nodes = np.empty(m, dtype=np.int64)
+        return self._nodes
 
     def state_dict(self) -> dict:
         return {"tree": self.tree.copy(), "mins": self.mins.copy()}
