@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from per_exp import checkpoint, config, credentials, resume, slurm, tracking
 from per_exp import contract as C
 from per_exp.config import Config, ConfigError, validate
-from per_exp.engine.trainer import Summary, Trainer
+from per_exp.engine.trainer import STATE_FORMAT, RunView, Summary, run_one
 from per_exp.signals import StopSignals
 
 log = logging.getLogger("per_exp")
@@ -80,7 +80,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     conf, resolved = _validated(cfg)
     job = HydraJob.current(conf)
     if not conf.tracking.enabled:
-        s = Trainer(conf, run_label=job.name).run()
+        s = run_one(conf, label=job.name)
         return {"solved_episode": s.solved_episode, "episodes": s.episodes}
     try:
         place = _locate(conf, resolved, job)
@@ -93,6 +93,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     except ConfigError as e:
         log.error("%s", e)
         raise SystemExit(2) from None
+    plan = _engine_state_or_restart(plan, place)
     if plan.action == resume.SKIP:
         log.info("skipping %s: %s (rerun=true runs it again)", job.name, plan.reason)
         return {"run_id": plan.run_id, "skipped": True}
@@ -100,8 +101,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     stops = StopSignals()  # SIGTERM/SIGUSR2: stop at the next episode boundary, after a checkpoint
     try:
         with stops:
-            trainer, summary = _train(conf, job, place, plan, run, stops)
-        _finish(conf, resolved, job, place, run, trainer, summary)
+            model, summary = _train(conf, job, place, plan, run, stops)
+        _finish(conf, resolved, job, place, run, model, summary)
     except BaseException as e:
         cause = slurm.why_stopped() if stops.signum == signal.SIGTERM else None
         _fail(job, run, e, stops, cause)
@@ -152,6 +153,19 @@ def _locate(conf: Config, resolved: dict[str, Any], job: HydraJob) -> RunPlace:
     )
 
 
+def _engine_state_or_restart(plan: resume.Plan, place: RunPlace) -> resume.Plan:
+    """A checkpoint of the single-run trainer (before the engine) cannot resume here: the run starts over."""
+    if plan.state is None or plan.state["trainer"].get("format") == STATE_FORMAT:
+        return plan
+    log.warning(
+        "ignoring checkpoint %s: run state format %r, expected %r",
+        place.checkpoint_path,
+        plan.state["trainer"].get("format"),
+        STATE_FORMAT,
+    )
+    return resume.Plan(resume.RESUME, plan.run_id, None, plan.reason + " (its checkpoint predates the engine)")
+
+
 def _job_tags(job: HydraJob) -> dict[str, str]:
     return {
         C.TAG_OVERRIDES: job.overrides,
@@ -200,10 +214,13 @@ def _open_or_attach(
 
 def _train(
     conf: Config, job: HydraJob, place: RunPlace, plan: resume.Plan, run: tracking.RunLogger, stops: StopSignals
-) -> tuple[Trainer, Summary]:
-    """Train to the end, from the checkpoint if the plan has one, saving checkpoints on the way."""
+) -> tuple[dict[str, Any], Summary]:
+    """Train to the end (a group of one), from the checkpoint if the plan has one, saving checkpoints on the way.
 
-    def save_checkpoint(trainer: Trainer) -> None:
+    Returns the final online network's state (empty unless tracking.log_model) and the summary.
+    """
+
+    def save_checkpoint(state: dict[str, Any]) -> None:
         # Flush first: a checkpoint promises that every point before it is in the store.
         run.flush()
         checkpoint.save(
@@ -212,21 +229,31 @@ def _train(
                 "config_hash": place.config_hash,
                 "experiment_id": place.experiment_id,
                 "run_id": run.run_id,
-                "trainer": trainer.state_dict(),
+                "trainer": state,
                 "rows": run.rows,
             },
         )
 
-    trainer = Trainer(
-        conf, sink=run.log_episode, run_label=job.name, on_checkpoint=save_checkpoint, should_stop=stops.requested
-    )
+    model: dict[str, Any] = {}
+
+    def keep_model(summary: Summary, view: RunView) -> None:
+        if conf.tracking.log_model:
+            model.update(view.online_state_dict())
+
     if plan.state is not None:
-        trainer.load_state_dict(plan.state["trainer"])
         run.rows = list(plan.state["rows"])
         log.info("[%s] resumed at episode %d from %s", job.name, plan.from_episode, place.checkpoint_path)
-    summary = trainer.run()
+    summary = run_one(
+        conf,
+        on_episode=run.log_episode,
+        label=job.name,
+        state=plan.state["trainer"] if plan.state is not None else None,
+        on_checkpoint=save_checkpoint,
+        on_end=keep_model,
+        should_stop=stops.requested,
+    )
     run.flush()
-    return trainer, summary
+    return model, summary
 
 
 def _summary_metrics(s: Summary) -> dict[str, float]:
@@ -250,7 +277,7 @@ def _finish(
     job: HydraJob,
     place: RunPlace,
     run: tracking.RunLogger,
-    trainer: Trainer,
+    model: dict[str, Any],
     summary: Summary,
 ) -> None:
     """Summary metrics and artifacts, then FINISHED; the checkpoint goes unless asked to keep it."""
@@ -263,7 +290,7 @@ def _finish(
     if conf.tracking.log_model:
         import torch
 
-        torch.save(trainer.agent.online.state_dict(), out / C.MODEL_FILE)
+        torch.save(model, out / C.MODEL_FILE)
         run.log_artifacts({C.ARTIFACT_MODEL_DIR: out / C.MODEL_FILE}, {})
     run.end("FINISHED")
     if not conf.checkpoint.keep:

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from per_exp.config import NetworkConfig
-from per_exp.engine.agent import DDQNAgent, double_dqn_targets, weighted_huber
-from per_exp.engine.networks import QNetwork
-from per_exp.engine.replay import Batch
+from per_exp.engine import pcg
+from per_exp.engine.agent import Batch, DDQNAgent, SlotAgent, double_dqn_targets, weighted_huber
+from per_exp.engine.networks import QNetwork, build_network
+from per_exp.engine.storage import Storage
 
 
 def test_double_dqn_target_uses_online_argmax_and_target_value():
@@ -61,18 +62,60 @@ def test_dueling_head_is_value_plus_centred_advantage():
     assert net(torch.tensor([[-1.0]])).tolist() == [[1.0, 1.0]]
 
 
-def _hand_agent(backend: str, lr: float = 0.01) -> DDQNAgent:
+class _Fused:
+    """The fused kernels (a SlotAgent of one slot) behind DDQNAgent's face, for the by-hand checks."""
+
+    def __init__(self, ref: DDQNAgent, net: NetworkConfig, lr: float):
+        self.slots = SlotAgent(1, net, 1, 2, batch=2, backend="fused")
+        self.slots.theta[0] = torch.cat([p.detach().reshape(-1) for p in ref.online.parameters()]).numpy()
+        self.slots.theta_t[0] = torch.cat([p.detach().reshape(-1) for p in ref.target.parameters()]).numpy()
+        self.slots.lr[0], self.slots.gamma[0] = lr, ref.gamma
+        self.slots.rng[0] = pcg.stream(1)  # its first draws are > 0: epsilon 0 acts greedily
+        self.online, self.target = build_network(net, 1, 2), build_network(net, 1, 2)
+        off, self.optimizer = 0, type("Adam", (), {"state": {}})()
+        for p, pt in zip(self.online.parameters(), self.target.parameters()):  # views of the slot's rows
+            n = p.numel()
+            p.data = torch.from_numpy(self.slots.theta[0, off : off + n]).view_as(p)
+            pt.data = torch.from_numpy(self.slots.theta_t[0, off : off + n]).view_as(pt)
+            self.optimizer.state[p] = {
+                "exp_avg": torch.from_numpy(self.slots.exp_avg[0, off : off + n]).view_as(p),
+                "exp_avg_sq": torch.from_numpy(self.slots.exp_avg_sq[0, off : off + n]).view_as(p),
+                "step": torch.from_numpy(self.slots.step[0:1]).view(()),
+            }
+            off += n
+
+    def _storage(self, b: Batch) -> Storage:
+        st = Storage(1, len(b.actions), b.states.shape[1])
+        st.states[0], st.next_states[0], st.actions[0] = b.states, b.next_states, b.actions
+        st.rewards[0], st.dones[0], st.size[0] = b.rewards, b.dones, len(b.actions)
+        return st
+
+    def update(self, b: Batch, w: np.ndarray) -> tuple[float, np.ndarray]:
+        n = len(b.actions)
+        td, loss = np.zeros((1, n), np.float32), np.zeros(1)
+        self.slots.update(self._storage(b), np.arange(n)[None], w[None], np.ones(1, bool), td, loss)
+        return float(loss[0]), td[0]
+
+    def td_errors(self, b: Batch) -> np.ndarray:
+        return self.slots.td_errors(0, self._storage(b))
+
+    def act(self, state: np.ndarray, epsilon: float) -> int:
+        out = np.zeros(1, np.int64)
+        self.slots.act(state[None], np.array([epsilon]), np.ones(1, bool), out)
+        return int(out[0])
+
+
+def _hand_agent(backend: str, lr: float = 0.01):
     """1-1-2 plain network: h = relu(x), Q(x) = [x, 2x] online and [3x, x] target (for x > 0)."""
-    a = DDQNAgent(
-        NetworkConfig(name="mlp", hidden=1, layers=1), 1, 2, lr, 0.5, False, np.random.default_rng(0), backend=backend
-    )
+    net = NetworkConfig(name="mlp", hidden=1, layers=1)
+    a = DDQNAgent(net, 1, 2, lr, 0.5, False, np.random.default_rng(0))
     with torch.no_grad():
-        for net, head in ((a.online, [[1.0], [2.0]]), (a.target, [[3.0], [1.0]])):
-            net.body[0].weight.fill_(1.0)
-            net.body[0].bias.zero_()
-            net.adv.weight.copy_(torch.tensor(head))
-            net.adv.bias.zero_()
-    return a
+        for q, head in ((a.online, [[1.0], [2.0]]), (a.target, [[3.0], [1.0]])):
+            q.body[0].weight.fill_(1.0)
+            q.body[0].bias.zero_()
+            q.adv.weight.copy_(torch.tensor(head))
+            q.adv.bias.zero_()
+    return a if backend == "torch" else _Fused(a, net, lr)
 
 
 HAND_BATCH = Batch(

@@ -18,7 +18,8 @@ import pytest
 
 from per_exp import contract as C
 from per_exp.config import config_hash
-from per_exp.engine.trainer import Trainer
+from per_exp.engine.trainer import Engine, RunSpec, run_one
+from per_exp.engine.vecenv.cartpole import CartPoleVecEnv
 from tests.support.cli import compose, compose_resolved, run_cli
 from tests.support.pinned import PINNED_HASHES, PINNED_LENGTHS
 
@@ -26,7 +27,7 @@ from tests.support.pinned import PINNED_HASHES, PINNED_LENGTHS
 @pytest.mark.parametrize("name", sorted(PINNED_LENGTHS))
 def test_episode_lengths_are_the_pinned_ones(name):
     overrides, episodes, lengths = PINNED_LENGTHS[name]
-    s = Trainer(compose([*overrides, f"max_episodes={episodes}", "tracking.enabled=false"])).run()
+    s = run_one(compose([*overrides, f"max_episodes={episodes}", "tracking.enabled=false"]))
     assert s.episode_lengths == lengths
 
 
@@ -37,7 +38,7 @@ def test_config_hash_is_the_pinned_one(overrides, expected):
 
 @pytest.mark.slow
 def test_the_command_line_run_logs_the_pinned_lengths_and_hash(tmp_path, store):
-    """The whole path (CLI -> Hydra -> job -> Trainer -> MLflow) gives the same numbers."""
+    """The whole path (CLI -> Hydra -> job -> engine -> MLflow) gives the same numbers."""
     from mlflow.tracking import MlflowClient
 
     r = run_cli(["sampler=uniform", "max_episodes=20", f"tracking.uri={store}"], cwd=tmp_path)
@@ -54,6 +55,7 @@ def test_env_id_selects_the_env_and_v1_at_200_steps_trains_as_the_pinned_v0():
     the default run (env=cartpole_v0, now really CartPole-v0) and this one give the pinned lengths: the
     value of `env.id` means what it meant before, and the config hash did not need a new version."""
     lengths = PINNED_LENGTHS["default"][2]
-    t = Trainer(compose(["env.id=CartPole-v1", "max_episodes=30", "tracking.enabled=false"]))
-    assert t.env.spec is not None and t.env.spec.id == "CartPole-v1"
-    assert t.run().episode_lengths == lengths[:30]
+    engine = Engine([RunSpec(compose(["env.id=CartPole-v1", "max_episodes=30", "tracking.enabled=false"]))])
+    assert isinstance(engine.env, CartPoleVecEnv)  # the numba port of gymnasium's CartPole (v0 and v1 dynamics)
+    (result,) = engine.run()
+    assert result.summary is not None and result.summary.episode_lengths == lengths[:30]

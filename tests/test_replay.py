@@ -1,70 +1,105 @@
-"""The ring buffer: preallocated arrays, wrap-around, batch gathering, state."""
+"""Transition storage with a slot axis (preallocated rings, wrap-around, one slot's state) and the Replay's policies."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from per_exp.engine.replay import ReplayBuffer
+from tests.support.cli import compose
+from per_exp.engine.replay import Replay
+from per_exp.engine.storage import Storage
 
 
-def _fill(buf: ReplayBuffer, n: int) -> list[int]:
-    return [buf.add(np.full(3, i, np.float32), i % 2, float(i), np.full(3, i + 0.5), i % 5 == 4) for i in range(n)]
+def _fill(st: Storage, k: int, n: int) -> list[int]:
+    """n transitions into slot k alone (the other slots masked out); the ring index of each."""
+    mask = np.zeros(st.num_slots, bool)
+    mask[k] = True
+    written = np.zeros(st.num_slots, np.int64)
+    out = []
+    for i in range(n):
+        obs = np.full((st.num_slots, st.obs_dim), i, np.float32)
+        st.add(
+            obs,
+            np.full(st.num_slots, i % 2),
+            np.full(st.num_slots, float(i), np.float32),
+            obs + 0.5,
+            np.full(st.num_slots, float(i % 5 == 4), np.float32),
+            mask,
+            written,
+        )
+        out.append(int(written[k]))
+        assert (written[~mask] == -1).all()
+    return out
 
 
 def test_storage_is_preallocated_arrays():
-    buf = ReplayBuffer(8, 3)
-    arrays = (buf.states, buf.next_states, buf.actions, buf.rewards, buf.dones)
-    assert [a.shape[0] for a in arrays] == [8] * 5
+    st = Storage(2, 8, 3)
+    arrays = (st.states, st.next_states, st.actions, st.rewards, st.dones)
+    assert [a.shape[:2] for a in arrays] == [(2, 8)] * 5
     ids = [id(a) for a in arrays]
-    _fill(buf, 20)
-    assert [id(a) for a in (buf.states, buf.next_states, buf.actions, buf.rewards, buf.dones)] == ids
+    _fill(st, 1, 20)
+    assert [id(a) for a in (st.states, st.next_states, st.actions, st.rewards, st.dones)] == ids
 
 
-def test_ring_wraps_and_overwrites_the_oldest_slot():
-    buf = ReplayBuffer(4, 3)
-    slots = _fill(buf, 6)
-    assert slots == [0, 1, 2, 3, 0, 1]
-    assert len(buf) == 4 and buf.pos == 2
+def test_ring_wraps_and_overwrites_the_oldest_slot_of_its_own_row_only():
+    st = Storage(3, 4, 3)
+    assert _fill(st, 1, 6) == [0, 1, 2, 3, 0, 1]
+    assert st.size.tolist() == [0, 4, 0] and st.pos.tolist() == [0, 2, 0]
     # slots 0 and 1 now hold transitions 4 and 5; 2 and 3 still 2 and 3
-    np.testing.assert_array_equal(buf.rewards, [4.0, 5.0, 2.0, 3.0])
-
-
-def test_gather_pulls_a_batch_by_index_with_duplicates():
-    buf = ReplayBuffer(10, 3)
-    _fill(buf, 10)
-    b = buf.gather(np.array([7, 2, 7]))
-    np.testing.assert_array_equal(b.rewards, [7.0, 2.0, 7.0])
-    np.testing.assert_array_equal(b.states[:, 0], [7.0, 2.0, 7.0])
-    np.testing.assert_array_equal(b.next_states[:, 0], [7.5, 2.5, 7.5])
-    np.testing.assert_array_equal(b.actions, [1, 0, 1])
-    np.testing.assert_array_equal(b.dones, [0.0, 0.0, 0.0])
-    assert b.states.dtype == np.float32 and b.actions.dtype == np.int64
-    assert buf.all().rewards.shape == (10,)
+    np.testing.assert_array_equal(st.rewards[1], [4.0, 5.0, 2.0, 3.0])
+    np.testing.assert_array_equal(st.next_states[1, :, 0], [4.5, 5.5, 2.5, 3.5])
+    assert not st.rewards[0].any() and not st.rewards[2].any()
 
 
 def test_capacity_one_keeps_only_the_latest():
-    buf = ReplayBuffer(1, 3)
-    assert _fill(buf, 3) == [0, 0, 0]
-    assert len(buf) == 1 and buf.rewards[0] == 2.0
+    st = Storage(1, 1, 3)
+    assert _fill(st, 0, 3) == [0, 0, 0]
+    assert st.size[0] == 1 and st.rewards[0, 0] == 2.0
 
 
-def test_state_round_trip():
-    a = ReplayBuffer(5, 3)
-    _fill(a, 7)
-    b = ReplayBuffer(5, 3)
-    b.load_state_dict(a.state_dict())
-    assert (b.pos, b.size) == (a.pos, a.size)
-    np.testing.assert_array_equal(b.all().states, a.all().states)
-    assert b.add(np.zeros(3), 0, 0.0, np.zeros(3), False) == a.add(np.zeros(3), 0, 0.0, np.zeros(3), False)
+def test_one_slots_state_round_trips_into_another_slot():
+    a = Storage(2, 5, 3)
+    _fill(a, 0, 7)
+    b = Storage(4, 5, 3)
+    b.load_state_dict(3, a.state_dict(0))
+    assert (b.pos[3], b.size[3]) == (a.pos[0], a.size[0])
+    np.testing.assert_array_equal(b.states[3], a.states[0])
+    assert _fill(b, 3, 1) == _fill(a, 0, 1)
 
 
-def test_bad_capacity_is_rejected():
+def test_bad_capacity_and_state_of_another_shape_are_refused():
     with pytest.raises(ValueError, match="capacity"):
-        ReplayBuffer(0, 3)
+        Storage(1, 0, 3)
+    a = Storage(1, 5, 3)
+    _fill(a, 0, 5)
+    with pytest.raises(ValueError, match="capacity 5"):
+        Storage(1, 6, 3).load_state_dict(0, a.state_dict(0))
+    with pytest.raises(ValueError, match=r"'states' has shape \(5, 3\), expected \(5, 4\)"):
+        Storage(1, 5, 4).load_state_dict(0, a.state_dict(0))
 
 
-def test_state_of_another_shape_is_refused():
-    a = ReplayBuffer(5, 3)
-    with pytest.raises(ValueError, match="'states' has shape \\(5, 3\\), this buffer holds \\(6, 3\\)"):
-        ReplayBuffer(6, 3).load_state_dict(a.state_dict())
+def test_replay_warm_up_draws_uniformly_per_slot_then_by_priority():
+    cfg = compose(["sampler=sumtree", "warmup_episodes=2", "capacity=16", "tracking.enabled=false"])
+    r = Replay(cfg, 2, 4)
+    for k in range(2):
+        r.start(k, cfg)
+    mask = np.ones(2, bool)
+    for i in range(16):
+        obs = np.full((2, 4), i, np.float32)
+        r.add(obs, np.zeros(2, np.int64), np.zeros(2, np.float32), obs, np.zeros(2, np.float32), mask)
+    # slot 0 is still warming up, slot 1 is past it: each draws from its own sampler
+    r.sampler.update_slot(0, np.arange(16), np.r_[np.zeros(15), 1e6])
+    r.sampler.update_slot(1, np.arange(16), np.r_[np.zeros(15), 1e6])
+    idx, w = np.zeros((2, 64), np.int64), np.zeros((2, 64), np.float32)
+    r.sample(mask, np.array([1, 2]), np.zeros(2, np.int64), idx, w)
+    assert len(set(idx[0].tolist())) > 8 and (w[0] == 1).all()  # uniform
+    assert (idx[1] == 15).mean() > 0.95  # by priority: nearly all on the one large TD error
+
+
+def test_replay_refresh_policies():
+    sampled = Replay(compose(["sampler=sumtree", "tracking.enabled=false"]), 1, 4)
+    full = Replay(compose(["sampler=sumtree", "sampler.refresh=full_episode", "tracking.enabled=false"]), 1, 4)
+    uniform = Replay(compose(["sampler=uniform", "tracking.enabled=false"]), 1, 4)
+    assert (sampled.refresh_sampled, sampled.refresh_full) == (True, False)
+    assert (full.refresh_sampled, full.refresh_full) == (False, True)
+    assert (uniform.refresh_sampled, uniform.refresh_full, uniform.warmup) == (False, False, None)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from per_exp import checkpoint, codec
 from per_exp import contract as C
-from per_exp.engine.trainer import Trainer
+from per_exp.engine.trainer import Engine, RunSpec, run_one
 from tests.support.cli import compose, run_cli
 from tests.support.sweeps import (
     client,
@@ -26,30 +27,51 @@ def _deterministic(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in C.CLOCK_METRICS}
 
 
+def _plain(x) -> bool:
+    """Arrays, numbers, strings, lists and dicts only: a checkpoint needs no pickled objects."""
+    if isinstance(x, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in x.items())
+    if isinstance(x, list):
+        return all(_plain(v) for v in x)
+    return x is None or isinstance(x, (bool, int, float, str, np.ndarray))
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
         ["sampler=sumtree"],
         ["experiment=seed_notebook", "warmup_episodes=3"],  # linear scan, full refresh, warm-up sampler
+        ["sampler=rank", "sampler.weight_norm=buffer"],
     ],
 )
-def test_trainer_state_round_trip_continues_exactly(overrides):
+def test_run_state_round_trip_continues_exactly_alone_or_in_a_group(overrides):
     cfg = compose([*overrides, "max_episodes=9", "capacity=300", "checkpoint.every_episodes=4"])
     ref: list = []
-    Trainer(cfg, sink=lambda e, m: ref.append((e, _deterministic(m)))).run()
+    run_one(cfg, on_episode=lambda e, m: ref.append((e, _deterministic(m))))
     blob: dict = {}
 
-    def grab(t: Trainer) -> None:
-        if t.episode == 4:
-            blob["state"] = codec.dumps(t.state_dict())  # through the checkpoint format's bytes, as on disk
+    def grab(state: dict) -> None:
+        if state["counters"]["episode"] == 4:
+            assert _plain(state)
+            blob["state"] = codec.dumps(state)  # through the checkpoint format's bytes, as on disk
 
-    Trainer(cfg, on_checkpoint=grab).run()
+    run_one(cfg, on_checkpoint=grab)
     got: list = []
-    resumed = Trainer(cfg, sink=lambda e, m: got.append((e, _deterministic(m))))
-    resumed.load_state_dict(codec.loads(blob["state"]))
-    s = resumed.run()
+    state = codec.loads(blob["state"])
+    s = run_one(cfg, state=state, on_episode=lambda e, m: got.append((e, _deterministic(m))))
     assert got == ref[4:]
     assert s.episodes == 9 and len(s.episode_lengths) == 9
+    # the same state resumes inside a group of other runs, entering a slot late: the same series
+    others = [RunSpec(compose([*overrides, "max_episodes=3", "capacity=300", f"seed={i}"])) for i in range(1, 4)]
+    late: list = []
+    resumed = RunSpec(
+        cfg,
+        state=codec.loads(blob["state"]),
+        on_episode=lambda e, m: late.append((e, _deterministic(m))),
+    )
+    results = Engine([*others, resumed], slots=2).run()
+    assert all(r.error is None for r in results)
+    assert late == ref[4:]
 
 
 @pytest.mark.slow
@@ -93,9 +115,9 @@ def test_sigkilled_job_resumes_into_its_run_and_matches_an_uninterrupted_one(tmp
     # the reference: the same job, never interrupted, in this process
     ref: dict[str, list] = {}
     cfg = compose(["seed=1", "sampler=sumtree", "max_episodes=6", "capacity=500"])
-    s = Trainer(
-        cfg, sink=lambda e, m: [ref.setdefault(k, []).append((e, v)) for k, v in _deterministic(m).items()]
-    ).run()
+    s = run_one(
+        cfg, on_episode=lambda e, m: [ref.setdefault(k, []).append((e, v)) for k, v in _deterministic(m).items()]
+    )
     h = histories(uri, resumed.info.run_id)
     for key, series in ref.items():
         assert same_series(h[key], series), (key, h[key], series)  # one point per step, same values

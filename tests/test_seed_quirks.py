@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from per_exp.engine.envs import shaped_reward, stored_terminal
-from per_exp.engine.trainer import Trainer
+from per_exp.engine.trainer import Engine, RunSpec
 from tests.support.cli import compose
 
 SEED = ["experiment=seed_notebook", "tracking.enabled=false"]
 
 
-def _trainer(extra: list[str]) -> Trainer:
-    return Trainer(compose(SEED + extra))
+def _engine(extra: list[str]) -> Engine:
+    """A group of one seed-preset run, to run and then look inside (slot 0 keeps its state)."""
+    return Engine([RunSpec(compose(SEED + extra))])
 
 
 def test_reward_is_minus_one_plus_one_zero():
@@ -34,10 +34,11 @@ def test_time_limit_is_terminal_only_in_the_seed_preset():
 
 
 def test_stored_rewards_follow_the_seed_scheme():
-    t = _trainer(["max_episodes=6"])
-    s = t.run()
-    n = t.buffer.size
-    r, d = t.buffer.rewards[:n], t.buffer.dones[:n]
+    eng = _engine(["max_episodes=6"])
+    s = eng.run()[0].summary
+    st = eng.replay.storage
+    n = int(st.size[0])
+    r, d = st.rewards[0, :n], st.dones[0, :n]
     # early episodes all fail: exactly one -1 per episode, on its terminal transition
     assert all(length < 196 for length in s.episode_lengths)
     assert set(np.unique(r)) <= {0.0, -1.0}
@@ -46,54 +47,56 @@ def test_stored_rewards_follow_the_seed_scheme():
 
 
 def test_new_transitions_are_pushed_with_td_error_zero():
-    t = _trainer([])
-    eps = t.cfg.sampler.eps
-    slot = t.buffer.add(np.zeros(4), 0, 0.0, np.zeros(4), False)
-    t.sampler.add(slot)
-    assert t.sampler.prios[slot] == pytest.approx(eps)  # (|0| + eps) ** 1
+    from per_exp.engine.samplers import make_sampler
+
+    cfg = compose(SEED)
+    s = make_sampler(cfg.sampler, cfg.capacity, seed=0)
+    s.add(0)
+    assert s.slots.prios[0, 0] == pytest.approx(cfg.sampler.eps)  # (|0| + eps) ** 1
 
 
 def test_full_td_refresh_at_episode_end():
-    t = _trainer(["max_episodes=2"])  # episode 1 ends with a refresh and no target sync
-    t.run()
-    n = t.buffer.size
-    td = t.agent.td_errors(t.buffer.all())
-    np.testing.assert_allclose(t.sampler.prios[:n], np.abs(td) + t.cfg.sampler.eps, rtol=1e-5, atol=1e-7)
+    eng = _engine(["max_episodes=2"])  # episode 1 ends with a refresh and no target sync
+    eng.run()
+    n = int(eng.replay.storage.size[0])
+    td = eng.agent.td_errors(0, eng.replay.storage)
+    eps = eng.cfg.sampler.eps
+    np.testing.assert_allclose(eng.replay.sampler.prios[0, :n], np.abs(td) + eps, rtol=1e-5, atol=1e-7)
 
 
 def test_uniform_replay_during_the_first_30_episodes_and_sync_every_2():
-    t = _trainer(["max_episodes=32"])
+    eng = _engine(["max_episodes=32"])
     used: list[tuple[int, str]] = []
     synced: list[int] = []
-    for name, sampler in (("uniform", t.warmup_sampler), ("prioritized", t.sampler)):
+    for name, sampler in (("uniform", eng.replay.warmup), ("prioritized", eng.replay.sampler)):
         orig = sampler.sample
 
-        def spy(*a, _orig=orig, _name=name, **k):
-            used.append((t.episode, _name))
-            return _orig(*a, **k)
+        def spy(size, beta, mask, *a, _orig=orig, _name=name):
+            if mask[0]:
+                used.append((int(eng.episode[0]), _name))
+            return _orig(size, beta, mask, *a)
 
         sampler.sample = spy
-    orig_sync = t.agent.sync_target
+    orig_sync = eng.agent.sync_target
 
-    def spy_sync():
-        synced.append(t.episode)
-        orig_sync()
+    def spy_sync(k):
+        synced.append(int(eng.episode[k]))
+        orig_sync(k)
 
-    t.agent.sync_target = spy_sync
-    t.run()
+    eng.agent.sync_target = spy_sync
+    eng.run()
     assert {n for e, n in used if e < 30} == {"uniform"}
     assert {n for e, n in used if e >= 30} == {"prioritized"}
     assert synced == list(range(0, 32, 2))
 
 
 def test_target_starts_from_its_own_init_in_the_seed_preset():
-    seed_t, paper_t = _trainer([]), Trainer(compose(["tracking.enabled=false"]))
-
-    def same(a, b):
-        return all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
-
-    assert not same(seed_t.agent.online, seed_t.agent.target)
-    assert same(paper_t.agent.online, paper_t.agent.target)
+    seed_e, paper_e = _engine([]), Engine([RunSpec(compose(["tracking.enabled=false"]))])
+    for eng in (seed_e, paper_e):
+        cfg = eng.queue[0].cfg
+        eng.agent.init_slot(0, cfg.seed, cfg.lr, cfg.gamma, cfg.target_sync.copy_at_start, np.random.SeedSequence(0))
+    assert not np.array_equal(seed_e.agent.theta[0], seed_e.agent.theta_t[0])
+    np.testing.assert_array_equal(paper_e.agent.theta[0], paper_e.agent.theta_t[0])
 
 
 def test_scan_returns_the_successor_slot_only_with_the_seed_switch():

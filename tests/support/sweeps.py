@@ -3,8 +3,8 @@
 `signal_hook_env` makes a chosen job send itself a real signal at a chosen
 episode, and `slow_episodes_env` makes every episode last a while (so a test can
 requeue or cancel a job mid-run), through a `sitecustomize.py` that wraps
-`Trainer.run_episode` in whatever process the launcher starts (loky workers,
-submitit, Slurm jobs, Ray). The trainer code itself has no kill switch; the
+`Engine._begin_episode` in whatever process the launcher starts (loky workers,
+submitit, Slurm jobs, Ray). The engine itself has no kill switch; the
 re-launch simply runs without it.
 """
 
@@ -31,23 +31,23 @@ _sleep = float(os.environ.get("PER_EXP_TEST_EPISODE_SLEEP", "0"))
 if _spec or _sleep:
     import signal
     import time
-    import per_exp.engine.trainer as _loop
+    import per_exp.engine.trainer as _engine
 
-    _orig = _loop.Trainer.run_episode
+    _orig = _engine.Engine._begin_episode
 
     if _spec:
         _label, _episode, _signum = _spec.rsplit(":", 2)
 
-    def _run_episode(self):
-        if _spec and self.label == _label and self.episode == int(_episode):
+    def _begin_episode(self, k):
+        if _spec and self.runs[k].spec.label == _label and self.episode[k] == int(_episode):
             os.kill(os.getpid(), int(_signum))
             if int(_signum) not in (signal.SIGTERM, signal.SIGUSR2):
                 time.sleep(30)  # the signal lands here (SIGTERM/SIGUSR2 stop at the next episode boundary instead)
         if _sleep:
             time.sleep(_sleep)  # a slow episode, so a test can act mid-run; the computation is unchanged
-        return _orig(self)
+        return _orig(self, k)
 
-    _loop.Trainer.run_episode = _run_episode
+    _engine.Engine._begin_episode = _begin_episode
 """
 
 
