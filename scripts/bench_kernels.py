@@ -6,12 +6,12 @@ online and s2 target, IS-weighted Huber loss, backward, Adam), from
 batches already gathered. Timed per slot-update, at K = 1, 8, 32, 128,
 on one thread and (prange variants) on all cores:
 
-- ``today``      numba loop over K around today's fused kernel (per_exp/fused.py), one slot at a time
+- ``today``      numba loop over K around today's fused kernel (main's per_exp/engine/ddqn_kernel.py), one slot at a time
 - ``numpy_bmm``  the update as numpy matmuls batched over K (stacked (K, B, H) @ (K, H, H))
 - ``slot_simd``  numba, slot axis innermost: every array is (..., K), SIMD runs across slots
 - ``fm``         numba, per slot, feature-major activations (H, B): batch innermost, axpy form
 - ``blas``       numba, per slot, batch-major; the matrix products through BLAS (``np.dot(a, b, out)``),
-                 everything else fused loops: per_exp/engine/ddqn_slots.py (what the engine uses)
+                 everything else fused loops: per_exp/engine/ddqn_kernel.py (what the engine uses)
 - ``*_par``      the same with ``prange`` over slots
 
 The matmul floor: 0.74 MFLOP per update (4-32-32-32 dueling, B = 32) at the
@@ -36,6 +36,7 @@ from numba import njit, prange
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 OBS, HID, LAYERS, NA, B = 4, 32, 3, 2, 32
 FM = {"reassoc", "contract"}
@@ -300,10 +301,21 @@ fm_par = _fm_loop(True)
 
 
 # ----------------------------------------------------------------------------- today: loop around fused.py
-def _today_loop(parallel: bool) -> Callable:
-    from per_exp import fused
+def _today_kernel():
+    """Today's fused kernel (per_exp/engine/ddqn_kernel.py at baseline.BASELINE_REF), loaded from main's code."""
+    import importlib.util
 
-    kern = fused.ddqn_adam_step
+    import baseline
+
+    path = baseline.tree() / "per_exp" / "engine" / "ddqn_kernel.py"
+    spec = importlib.util.spec_from_file_location("today_ddqn_kernel", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _today_loop(parallel: bool) -> Callable:
+    kern = _today_kernel().ddqn_adam_step
 
     def run(theta, theta_t, m, v, step, s, a, r, s2, d, w, td, loss):
         for k in prange(s.shape[0]):
@@ -332,7 +344,7 @@ def _today_loop(parallel: bool) -> Callable:
                 td[k],
             )
 
-    return njit(cache=True, parallel=parallel)(run)
+    return njit(cache=False, parallel=parallel)(run)
 
 
 # ----------------------------------------------------------------------------- slot axis innermost
@@ -598,11 +610,13 @@ def sgemm_rate(rows: int = 64 * 128, reps: int = 200) -> float:
     return 2.0 * rows * HID * HID / wall / 1e9
 
 
-def bench(ks: list[int], reps: int, variants: list[str]) -> list[dict]:
+def bench(ks: list[int], reps: int, variants: list[str], rounds: int) -> list[dict]:
+    """Every (K, variant) timed in ``rounds`` interleaved rounds (load spikes hit all alike); medians reported."""
     rng = np.random.default_rng(0)
     rows = []
     threads = numba.config.NUMBA_NUM_THREADS
     today_seq, today_par = _today_loop(False), _today_loop(True)
+    calls: list[tuple[int, str, int, int, Callable[[], object]]] = []  # (K, variant, threads, calls per timing, fn)
     for k_slots in ks:
         s, a, r, s2, d, w = _batches(k_slots, rng)
         td = np.empty((k_slots, B), np.float32)
@@ -617,7 +631,7 @@ def bench(ks: list[int], reps: int, variants: list[str]) -> list[dict]:
                 def call(fn=fn, st=st):
                     fn(*st, s, a, r, s2, d, w, td, loss)
             elif name in ("blas", "blas_par"):
-                from per_exp.engine import ddqn_slots as ds
+                from per_exp.engine import ddqn_kernel as ds
 
                 st = _flat_state(k_slots, rng)
                 cap = 1000
@@ -627,37 +641,18 @@ def bench(ks: list[int], reps: int, variants: list[str]) -> list[dict]:
                 R = rng.choice([-1.0, 0.0, 1.0], (k_slots, cap)).astype(np.float32)
                 D = (rng.random((k_slots, cap)) < 0.1).astype(np.float32)
                 idx = rng.integers(0, cap, (k_slots, B))
-                ws = ds.Workspace(threads, n_params(), OBS, HID, LAYERS, NA, B)
-                hp = [np.full(k_slots, x) for x in (1e-4, 0.99, 0.9, 0.999, 1e-8)]
+                layout = np.array([OBS, HID, LAYERS, NA, 1], np.int64)
+                ws = ds.workspace(threads, layout, B)
+                hp = np.tile(np.array([1e-4, 0.99, 0.9, 0.999, 1e-8]), (k_slots, 1))
+                params = np.stack(st[:4])
+                step = np.zeros(k_slots, np.float32)
                 mask = np.ones(k_slots, bool)
-                numba.set_num_threads(threads if name.endswith("_par") else 1)
+                fn = ds.update_slots if name.endswith("_par") else ds.update_slots_serial
 
-                def call(st=st, S=S, S2=S2, A=A, R=R, D=D, idx=idx, ws=ws, hp=hp, mask=mask):
-                    theta, theta_t, m, v, step = st
-                    ds.update_slots(
-                        theta,
-                        theta_t,
-                        m,
-                        v,
-                        step.reshape(-1),
-                        *hp,
-                        OBS,
-                        HID,
-                        LAYERS,
-                        NA,
-                        True,
-                        S,
-                        A,
-                        R,
-                        S2,
-                        D,
-                        idx,
-                        w,
-                        mask,
-                        td,
-                        loss,
-                        *ws.arrays(),
-                    )
+                def call(params=params, step=step, hp=hp, layout=layout, S=S, A=A, R=R, S2=S2, D=D, idx=idx, mask=mask,
+                         ws=ws, fn=fn):
+                    fn(params, step, hp, layout, S, A, R, S2, D, idx, w, mask, td, loss, ws)
+
             elif name == "numpy_bmm":
 
                 def mk():
@@ -766,6 +761,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ks", default="1,8,32,128")
     ap.add_argument("--reps", type=int, default=400, help="slot-updates per timing (divided by K)")
     ap.add_argument("--variants", default="today,today_par,numpy_bmm,slot_simd,fm,fm_par,blas,blas_par")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds per (K, variant); medians")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import scipy.linalg.cython_blas  # noqa: F401 - the BLAS numba calls: load it before limiting its threads
@@ -776,7 +772,7 @@ def main(argv=None) -> int:
     rate = sgemm_rate()
     floor_us = flops_per_update() / (rate * 1e9) * 1e6
     print(f"matmul floor: {flops_per_update() / 1e6:.2f} MFLOP/update at {rate:.0f} GFLOP/s SGEMM = {floor_us:.2f} us")
-    rows = bench([int(x) for x in args.ks.split(",")], args.reps, args.variants.split(","))
+    rows = bench([int(x) for x in args.ks.split(",")], args.reps, args.variants.split(","), args.rounds)
     out = {
         "sgemm_gflops": rate,
         "floor_us": floor_us,

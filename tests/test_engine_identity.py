@@ -91,3 +91,19 @@ def test_runs_that_differ_in_shape_or_switch_are_refused_as_one_group():
         assert group_key(a) != group_key(b)
         with pytest.raises(ValueError, match="cannot share a group"):
             Engine([RunSpec(a), RunSpec(b)], slots=2)
+
+
+def test_episode_means_are_numpys_to_the_bit():
+    """The engine's per-episode means (train/loss, train/td_abs_mean) reproduce np.mean exactly."""
+    import numpy as np
+
+    from per_exp.engine.trainer import _sum_f32, mean_f64
+
+    rng = np.random.default_rng(0)
+    for n in [1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 200, 255, 256, 500, 1000]:
+        x = np.zeros(1200)
+        x[:n] = rng.lognormal(size=n) * 10.0 ** rng.integers(-8, 3, n)
+        assert mean_f64(x, n) == np.mean(x[:n]), n
+    for n in [1, 5, 8, 31, 32, 33, 64, 128]:
+        y = np.abs(rng.normal(size=n)).astype(np.float32) * np.float32(10.0) ** rng.integers(-5, 2, n).astype(np.float32)
+        assert _sum_f32(y) / np.float32(n) == np.float32(np.abs(y).mean()), n

@@ -154,3 +154,48 @@ def test_update_backend_is_validated():
     cfg = compose(["update_backend=jax", "tracking.enabled=false"])
     with pytest.raises(ConfigError, match=r"update_backend='jax'.*fused, torch"):
         validate(cfg)
+
+
+def _bench(args: list[str], tmp_path) -> tuple[dict, str]:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    p = subprocess.run(
+        [sys.executable, str(root / "scripts" / "bench_train.py"), *args, "--json", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(out.read_text()), p.stdout
+
+
+def test_bench_train_runs_and_writes_speedup(tmp_path):
+    """The replica benchmark runs from a checkout (tiny budget; no figure is asserted, speed is not tested here)."""
+    d, stdout = _bench(["--steps", "300", "--update-iters", "5"], tmp_path)
+    assert d["speedup"] > 0 and set(d["median"]) == {"replica", "engine"}
+    for name, m in d["median"].items():
+        assert m["env_steps_per_s"] > 0, name
+    # both sides really trained for the budget (the replica stops exactly on it)
+    assert d["runs"]["replica"][0]["env_steps"] == 300
+    assert d["runs"]["engine"][0]["env_steps"] >= 300
+    assert "speedup" in stdout and d["one_update"]["update_us[fused]"] > 0
+
+
+def test_bench_train_lockstep_measures_the_engine_against_todays_trainer(tmp_path):
+    """--lockstep: today's trainer (main's code) and the engine at each K, on the same budget per run."""
+    import os
+
+    d, stdout = _bench(["--lockstep", "--configs", "uniform", "--ks", "1,3", "--steps", "120", "--runs-per-slot", "1"],
+                       tmp_path)
+    threads = [1, os.cpu_count()] if (os.cpu_count() or 1) > 1 else [1]
+    got = {(r["who"], r["K"], r["threads"]) for r in d["rows"]}
+    assert got == {("baseline", 1, 1)} | {("engine", k, t) for k in (1, 3) for t in threads}
+    for r in d["rows"]:
+        runs = r["K"] if r["who"] == "engine" else 1
+        assert r["env_steps"] >= 120 * runs and r["env_steps_per_s"] > 0  # every run did its budget
+    assert d["floor"]["floor_us_per_update"] > 0
+    assert [r["ratio"] for r in d["table"] if r["who"] != "engine"] == [1.0]
+    assert "| uniform | engine | 3 |" in stdout

@@ -164,23 +164,19 @@ class SlotAgent:
         self.net = net
         self.dueling = net.name == "dueling"
         self.layout = (obs_dim, net.hidden, net.layers, n_actions, self.dueling)
+        self.layout_arr = np.array([obs_dim, net.hidden, net.layers, n_actions, int(self.dueling)], np.int64)
         p = kern.n_params(*self.layout)
         f4 = np.float32
-        self.theta = np.zeros((num_slots, p), f4)
-        self.theta_t = np.zeros((num_slots, p), f4)
-        self.exp_avg = np.zeros((num_slots, p), f4)
-        self.exp_avg_sq = np.zeros((num_slots, p), f4)
+        # one array per kind, rows as views: the kernels take each kind as one argument
+        self.params = np.zeros((len(kern.PARAM_ROWS), num_slots, p), f4)
+        self.theta, self.theta_t, self.exp_avg, self.exp_avg_sq = self.params
         self.step = np.zeros(num_slots, f4)
         self.rng = np.zeros((num_slots, pcg.STATE_WORDS), np.uint64)
-        self.lr = np.zeros(num_slots)
-        self.gamma = np.zeros(num_slots)
-        self.beta1 = np.full(num_slots, ADAM["beta1"])
-        self.beta2 = np.full(num_slots, ADAM["beta2"])
-        self.adam_eps = np.full(num_slots, ADAM["eps"])
+        self.hp = np.zeros((num_slots, len(kern.HP_FIELDS)))
+        self.lr, self.gamma, self.beta1, self.beta2, self.adam_eps = self.hp.T
+        self.beta1[:], self.beta2[:], self.adam_eps[:] = ADAM["beta1"], ADAM["beta2"], ADAM["eps"]
         self.threads = max(1, int(threads))
-        self._ws = kern.Workspace(
-            max(self.threads, numba.config.NUMBA_NUM_THREADS), p, obs_dim, net.hidden, net.layers, n_actions, batch
-        ).arrays()
+        self._ws = kern.workspace(max(self.threads, numba.config.NUMBA_NUM_THREADS), self.layout_arr, batch)
         self._refresh_ws = kern.RefreshWorkspace(obs_dim, net.hidden, net.layers, n_actions).arrays()
         self._explore = np.zeros(num_slots, np.int64)
         self._torch: list[Any] = [None] * num_slots  # per-slot DDQNAgent views (torch backend)
@@ -211,7 +207,7 @@ class SlotAgent:
     def act(self, obs: np.ndarray, epsilon: np.ndarray, mask: np.ndarray, out: np.ndarray) -> None:
         """Epsilon-greedy actions for the slots in mask (each slot draws from its own stream)."""
         if self.backend == "fused":
-            kern.act(self.theta, obs, self.rng, epsilon, mask, *self.layout, out)
+            kern.act(self.theta, obs, self.rng, epsilon, mask, self.layout_arr, out)
             return
         kern.explore(self.rng, epsilon, mask, self.n_actions, self._explore)
         for k in np.flatnonzero(mask & (self._explore < 0)):
@@ -228,30 +224,8 @@ class SlotAgent:
                 loss_out[k], td_out[k] = self._torch[k].update(storage, k, idx[k], w[k])
             return
         fn = kern.update_slots if self.threads > 1 else kern.update_slots_serial
-        fn(
-            self.theta,
-            self.theta_t,
-            self.exp_avg,
-            self.exp_avg_sq,
-            self.step,
-            self.lr,
-            self.gamma,
-            self.beta1,
-            self.beta2,
-            self.adam_eps,
-            *self.layout,
-            storage.states,
-            storage.actions,
-            storage.rewards,
-            storage.next_states,
-            storage.dones,
-            idx,
-            w,
-            mask,
-            td_out,
-            loss_out,
-            *self._ws,
-        )
+        fn(self.params, self.step, self.hp, self.layout_arr, storage.states, storage.actions, storage.rewards,
+           storage.next_states, storage.dones, idx, w, mask, td_out, loss_out, self._ws)
 
     def td_errors(self, k: int, storage: Any) -> np.ndarray:
         """y - Q(s, a) of every transition slot k stores, with its current networks (the seed's refresh)."""

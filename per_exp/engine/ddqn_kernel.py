@@ -38,6 +38,7 @@ from per_exp.engine import pcg
 _FM = {"reassoc", "contract"}
 
 
+@njit(cache=True, nogil=True)
 def n_params(obs_dim: int, hidden: int, layers: int, n_actions: int, dueling: bool) -> int:
     p = hidden * obs_dim + hidden + (layers - 1) * (hidden * hidden + hidden)
     return p + n_actions * hidden + n_actions + ((hidden + 1) if dueling else 0)
@@ -167,8 +168,9 @@ def explore(rng, epsilon, mask, n_actions, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
-def act(theta, obs, rng, epsilon, mask, obs_dim, hidden, layers, n_actions, dueling, out):  # pragma: no cover
+def act(theta, obs, rng, epsilon, mask, layout, out):  # pragma: no cover - compiled
     """Epsilon-greedy actions of every slot with mask: explore_one, then the online argmax where it says so."""
+    obs_dim, hidden, layers, n_actions, dueling = layout[0], layout[1], layout[2], layout[3], layout[4] != 0
     h_a = np.empty(hidden, np.float32)
     h_b = np.empty(hidden, np.float32)
     qrow = np.empty(n_actions, np.float32)
@@ -181,47 +183,64 @@ def act(theta, obs, rng, epsilon, mask, obs_dim, hidden, layers, n_actions, duel
 
 
 # ----------------------------------------------------------------------------- one update
-class Workspace:
-    """Scratch arrays of one update, one set per thread (index = numba.get_thread_id())."""
+# Every array of a call is one argument of numba's dispatcher, which costs ~0.3-0.5 us each before
+# any work: the agents' four parameter rows travel as one (4, K, P) array, their hyperparameters as
+# one (K, 5) array, the network layout as one int array and a thread's scratch as one flat buffer.
+LAYOUT_FIELDS = ("obs_dim", "hidden", "layers", "n_actions", "dueling")
+HP_FIELDS = ("lr", "gamma", "beta1", "beta2", "adam_eps")
+PARAM_ROWS = ("online", "target", "exp_avg", "exp_avg_sq")
 
-    def __init__(
-        self, threads: int, n_params_: int, obs_dim: int, hidden: int, layers: int, n_actions: int, batch: int
-    ):
-        f4 = np.float32
-        self.x = np.empty((threads, obs_dim, 2 * batch), f4)  # states then next states, feature-major
-        self.x2 = np.empty((threads, obs_dim, batch), f4)  # next states again, for the target pass
-        self.xb = np.empty((threads, batch, obs_dim), f4)  # states, batch-major (for dW of layer 0)
-        self.hs = np.empty((threads, layers, hidden, 2 * batch), f4)  # online activations of x
-        self.ht = np.empty((threads, layers, hidden, batch), f4)  # target activations of next states
-        self.q = np.empty((threads, n_actions, 2 * batch), f4)
-        self.qt = np.empty((threads, n_actions, batch), f4)
-        self.v = np.empty((threads, 2 * batch), f4)
-        self.dz = np.empty((threads, hidden, batch), f4)
-        self.dprev = np.empty((threads, hidden, batch), f4)
-        self.hb = np.empty((threads, batch, hidden), f4)  # a layer's input, batch-major
-        self.wt = np.empty((threads, hidden, hidden), f4)  # a layer's weights, transposed
-        self.da = np.empty((threads, n_actions, batch), f4)
-        self.g = np.empty((threads, batch), f4)
-        self.grad = np.empty((threads, n_params_), f4)
 
-    def arrays(self) -> tuple:
-        return (
-            self.x,
-            self.x2,
-            self.xb,
-            self.hs,
-            self.ht,
-            self.q,
-            self.qt,
-            self.v,
-            self.dz,
-            self.dprev,
-            self.hb,
-            self.wt,
-            self.da,
-            self.g,
-            self.grad,
-        )
+@njit(cache=True, nogil=True)
+def workspace_size(layout, batch):  # pragma: no cover - compiled
+    """Floats of scratch one update needs (workspace_views carves them)."""
+    obs_dim, hidden, layers, n_actions, dueling = layout[0], layout[1], layout[2], layout[3], layout[4]
+    p = n_params(obs_dim, hidden, layers, n_actions, dueling != 0)
+    return (3 * obs_dim * batch + batch * obs_dim + 3 * layers * hidden * batch + 3 * n_actions * batch + 2 * batch
+            + 3 * hidden * batch + hidden * hidden + n_actions * batch + batch + p)
+
+
+@njit(cache=True, nogil=True)
+def workspace_views(buf, layout, batch):  # pragma: no cover - compiled
+    """The scratch arrays of one update, as views of one thread's flat buffer."""
+    obs_dim, hidden, layers, n_actions, dueling = layout[0], layout[1], layout[2], layout[3], layout[4]
+    b2 = 2 * batch
+    o = 0
+    x = buf[o : o + obs_dim * b2].reshape((obs_dim, b2))  # states then next states, feature-major
+    o += obs_dim * b2
+    x2 = buf[o : o + obs_dim * batch].reshape((obs_dim, batch))  # next states again, for the target pass
+    o += obs_dim * batch
+    xb = buf[o : o + batch * obs_dim].reshape((batch, obs_dim))  # states, batch-major (dW of layer 0)
+    o += batch * obs_dim
+    hs = buf[o : o + layers * hidden * b2].reshape((layers, hidden, b2))  # online activations of x
+    o += layers * hidden * b2
+    ht = buf[o : o + layers * hidden * batch].reshape((layers, hidden, batch))  # target activations
+    o += layers * hidden * batch
+    q = buf[o : o + n_actions * b2].reshape((n_actions, b2))
+    o += n_actions * b2
+    qt = buf[o : o + n_actions * batch].reshape((n_actions, batch))
+    o += n_actions * batch
+    v = buf[o : o + b2]
+    o += b2
+    dz = buf[o : o + hidden * batch].reshape((hidden, batch))
+    o += hidden * batch
+    dprev = buf[o : o + hidden * batch].reshape((hidden, batch))
+    o += hidden * batch
+    hb = buf[o : o + batch * hidden].reshape((batch, hidden))  # a layer's input, batch-major
+    o += batch * hidden
+    wt = buf[o : o + hidden * hidden].reshape((hidden, hidden))  # a layer's weights, transposed
+    o += hidden * hidden
+    da = buf[o : o + n_actions * batch].reshape((n_actions, batch))
+    o += n_actions * batch
+    g = buf[o : o + batch]
+    o += batch
+    grad = buf[o : o + n_params(obs_dim, hidden, layers, n_actions, dueling != 0)]
+    return x, x2, xb, hs, ht, q, qt, v, dz, dprev, hb, wt, da, g, grad
+
+
+def workspace(threads: int, layout: np.ndarray, batch: int) -> np.ndarray:
+    """One flat float32 scratch buffer per thread (row index = numba.get_thread_id())."""
+    return np.zeros((threads, int(workspace_size(layout, batch))), np.float32)
 
 
 @njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
@@ -399,181 +418,40 @@ def update_one(
     return loss
 
 
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def _update_slot(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, td_out, loss_out, k,
+                 buf):  # pragma: no cover - compiled
+    x, x2, xb, hs, ht, q, qt, v, dz, dprev, hb, wt, da, g, grad = workspace_views(buf, layout, idx.shape[1])
+    loss_out[k] = update_one(
+        params[0, k], params[1, k], params[2, k], params[3, k], step[k : k + 1], hp[k, 0], hp[k, 1], hp[k, 2],
+        hp[k, 3], hp[k, 4], layout[0], layout[1], layout[2], layout[3], layout[4] != 0,
+        states[k], actions[k], rewards[k], next_states[k], dones[k], idx[k], w[k], td_out[k],
+        x, x2, xb, hs, ht, q, qt, v, dz, dprev, hb, wt, da, g, grad,
+    )
+
+
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def update_slots(
-    theta,
-    theta_t,
-    exp_avg,
-    exp_avg_sq,
-    step,
-    lr,
-    gamma,
-    beta1,
-    beta2,
-    adam_eps,
-    obs_dim,
-    hidden,
-    layers,
-    n_actions,
-    dueling,
-    states,
-    actions,
-    rewards,
-    next_states,
-    dones,
-    idx,
-    w,
-    mask,
-    td_out,
-    loss_out,
-    x,
-    x2,
-    xb,
-    hs,
-    ht,
-    q,
-    qt,
-    v,
-    dz,
-    dprev,
-    hb,
-    wt,
-    da,
-    g,
-    grad,
-):  # pragma: no cover - compiled
-    """update_one for every slot k with mask[k], in parallel; per-slot hyperparameters are (K,) arrays."""
-    for k in prange(theta.shape[0]):
+def update_slots(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, mask, td_out,
+                 loss_out, ws):  # pragma: no cover - compiled
+    """update_one for every slot k with mask[k], in parallel, each thread on its own scratch row of ws.
+
+    params (4, K, P): online, target, exp_avg, exp_avg_sq rows; step (K,) float32;
+    hp (K, 5): lr, gamma, beta1, beta2, adam_eps per slot; layout: LAYOUT_FIELDS.
+    """
+    for k in prange(params.shape[1]):
         if mask[k]:
-            t = numba.get_thread_id()
-            loss_out[k] = update_one(
-                theta[k],
-                theta_t[k],
-                exp_avg[k],
-                exp_avg_sq[k],
-                step[k : k + 1],
-                lr[k],
-                gamma[k],
-                beta1[k],
-                beta2[k],
-                adam_eps[k],
-                obs_dim,
-                hidden,
-                layers,
-                n_actions,
-                dueling,
-                states[k],
-                actions[k],
-                rewards[k],
-                next_states[k],
-                dones[k],
-                idx[k],
-                w[k],
-                td_out[k],
-                x[t],
-                x2[t],
-                xb[t],
-                hs[t],
-                ht[t],
-                q[t],
-                qt[t],
-                v[t],
-                dz[t],
-                dprev[t],
-                hb[t],
-                wt[t],
-                da[t],
-                g[t],
-                grad[t],
-            )
+            _update_slot(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, td_out,
+                         loss_out, k, ws[numba.get_thread_id()])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def update_slots_serial(
-    theta,
-    theta_t,
-    exp_avg,
-    exp_avg_sq,
-    step,
-    lr,
-    gamma,
-    beta1,
-    beta2,
-    adam_eps,
-    obs_dim,
-    hidden,
-    layers,
-    n_actions,
-    dueling,
-    states,
-    actions,
-    rewards,
-    next_states,
-    dones,
-    idx,
-    w,
-    mask,
-    td_out,
-    loss_out,
-    x,
-    x2,
-    xb,
-    hs,
-    ht,
-    q,
-    qt,
-    v,
-    dz,
-    dprev,
-    hb,
-    wt,
-    da,
-    g,
-    grad,
-):  # pragma: no cover - compiled
+def update_slots_serial(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, mask,
+                        td_out, loss_out, ws):  # pragma: no cover - compiled
     """update_slots on the calling thread (no parallel region to enter: K = 1 and one-thread groups)."""
-    for k in range(theta.shape[0]):
+    for k in range(params.shape[1]):
         if mask[k]:
-            loss_out[k] = update_one(
-                theta[k],
-                theta_t[k],
-                exp_avg[k],
-                exp_avg_sq[k],
-                step[k : k + 1],
-                lr[k],
-                gamma[k],
-                beta1[k],
-                beta2[k],
-                adam_eps[k],
-                obs_dim,
-                hidden,
-                layers,
-                n_actions,
-                dueling,
-                states[k],
-                actions[k],
-                rewards[k],
-                next_states[k],
-                dones[k],
-                idx[k],
-                w[k],
-                td_out[k],
-                x[0],
-                x2[0],
-                xb[0],
-                hs[0],
-                ht[0],
-                q[0],
-                qt[0],
-                v[0],
-                dz[0],
-                dprev[0],
-                hb[0],
-                wt[0],
-                da[0],
-                g[0],
-                grad[0],
-            )
+            _update_slot(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, td_out,
+                         loss_out, k, ws[0])
 
 
 # ----------------------------------------------------------------------------- TD errors of stored rows

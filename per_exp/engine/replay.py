@@ -19,10 +19,33 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from per_exp.config import Config
 from per_exp.engine import samplers
 from per_exp.engine.storage import Storage
+
+
+@njit(cache=True, nogil=True)
+def _beta_into(updates, beta0, horizon, out):  # pragma: no cover - compiled
+    """priorities.beta_at per slot, the same float64 operations."""
+    for k in range(updates.shape[0]):
+        frac = min(max(updates[k], 0) / horizon[k], 1.0)
+        out[k] = beta0[k] + frac * (1.0 - beta0[k])
+
+
+@njit(cache=True, nogil=True)
+def _split_warmup(mask, episode, warmup_episodes, main, warm):  # pragma: no cover - compiled
+    """Slots of mask still warming up (uniform draws) and the others; their counts."""
+    n_main = 0
+    n_warm = 0
+    for k in range(mask.shape[0]):
+        w = mask[k] and episode[k] < warmup_episodes[k]
+        warm[k] = w
+        main[k] = mask[k] and not w
+        n_warm += w
+        n_main += mask[k] and not w
+    return n_main, n_warm
 
 
 def sampler_seeds(seed: int) -> tuple[int, int]:
@@ -45,6 +68,8 @@ class Replay:
         self.beta_horizon = np.ones(num_slots)
         self._written = np.empty(num_slots, np.int64)
         self._beta = np.empty(num_slots)
+        self._main = np.zeros(num_slots, bool)
+        self._warm = np.zeros(num_slots, bool)
 
     def start(self, k: int, cfg: Config) -> None:
         """A new run enters slot k: empty storage, samplers seeded from the run's seed."""

@@ -256,6 +256,14 @@ def _sum_f32(x):  # pragma: no cover - compiled
     return s
 
 
+def mean_f64(x: np.ndarray, n: int) -> float:
+    """np.mean(x[:n]) bit for bit: the same add.reduce (pairwise) and true division, without np.mean's overhead.
+
+    (Not a numba twin: a recursive numba function crashes when loaded from numba's cache.)
+    """
+    return float(np.add.reduce(x[:n])) / n
+
+
 @njit(cache=True, nogil=True)
 def _after_update(mask, loss, td, updates, n_learned, losses, td_means, scratch):  # pragma: no cover - compiled
     """Count the update and keep its loss and mean |TD error| for the episode's metrics."""
@@ -527,8 +535,8 @@ class Engine:
             }
             n = int(self.n_learned[k])
             if n:  # np.mean over the episode's updates, as the single-run trainer computed it
-                m["train/loss"] = float(np.mean(self.ep_losses[k, :n]))
-                m["train/td_abs_mean"] = float(np.mean(self.ep_td_means[k, :n]))
+                m["train/loss"] = float(mean_f64(self.ep_losses[k], n))
+                m["train/td_abs_mean"] = float(mean_f64(self.ep_td_means[k], n))
             m.update(self.replay.stats(k))
             run.lengths.append(length)
             run.recent.append(length)

@@ -19,9 +19,14 @@ class SlotClock:
         return time.perf_counter()
 
     def charge(self, into: np.ndarray, t0: float, mask: np.ndarray) -> None:
+        dt = time.perf_counter() - t0
+        if into.shape[0] == 1:  # a group of one: no mask arithmetic
+            if mask[0]:
+                into[0] += dt
+            return
         n = int(np.count_nonzero(mask))
         if n:
-            into[mask] += (time.perf_counter() - t0) / n
+            into[mask] += dt / n
 
     def take(self, k: int) -> tuple[float, float]:
         out = (float(self.sample[k]), float(self.update[k]))
