@@ -11,6 +11,7 @@ the same benchmark, on the same machine, at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE_REF = "78d47c0"  # "ruff format of the whole tree": main just before the engine replaced the Trainer
+BASELINE_REF = "0b61547"  # main just before the engine replaced the single-run Trainer
 
 
 def tree(ref: str = BASELINE_REF) -> Path:
@@ -35,10 +36,8 @@ def tree(ref: str = BASELINE_REF) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="per_exp-baseline-"))
     with tarfile.open(fileobj=BytesIO(blob.stdout)) as tar:
         tar.extractall(tmp, filter="data")
-    try:
+    with contextlib.suppress(OSError):  # another process extracted it first
         tmp.rename(dest)
-    except OSError:  # another process extracted it first
-        pass
     return dest
 
 

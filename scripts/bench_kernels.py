@@ -6,7 +6,7 @@ online and s2 target, IS-weighted Huber loss, backward, Adam), from
 batches already gathered. Timed per slot-update, at K = 1, 8, 32, 128,
 on one thread and (prange variants) on all cores:
 
-- ``today``      numba loop over K around today's fused kernel (main's per_exp/engine/ddqn_kernel.py), one slot at a time
+- ``today``      numba loop over K around today's fused kernel (main's engine/ddqn_kernel.py), one slot at a time
 - ``numpy_bmm``  the update as numpy matmuls batched over K (stacked (K, B, H) @ (K, H, H))
 - ``slot_simd``  numba, slot axis innermost: every array is (..., K), SIMD runs across slots
 - ``fm``         numba, per slot, feature-major activations (H, B): batch innermost, axpy form
@@ -27,8 +27,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numba
 import numpy as np
@@ -610,148 +610,183 @@ def sgemm_rate(rows: int = 64 * 128, reps: int = 200) -> float:
     return 2.0 * rows * HID * HID / wall / 1e9
 
 
+def _make_call(
+    name: str, k_slots: int, batches: tuple, rng: np.random.Generator, threads: int, today: tuple[Callable, Callable]
+) -> Callable[[], object]:
+    """One timed call of variant ``name``: K updates on fresh state (set up here, not in the timing)."""
+    s, a, r, s2, d, w = batches
+    td = np.empty((k_slots, B), np.float32)
+    loss = np.empty(k_slots, np.float64)
+    today_seq, today_par = today
+    if name in ("today", "today_par", "fm", "fm_par"):
+        st = _flat_state(k_slots, rng)
+        fn = {"today": today_seq, "today_par": today_par, "fm": fm_seq, "fm_par": fm_par}[name]
+        numba.set_num_threads(threads if name.endswith("_par") else 1)
+
+        def call(fn=fn, st=st):
+            fn(*st, s, a, r, s2, d, w, td, loss)
+    elif name in ("blas", "blas_par"):
+        from per_exp.engine import ddqn_kernel as ds
+
+        st = _flat_state(k_slots, rng)
+        cap = 1000
+        S = rng.normal(size=(k_slots, cap, OBS)).astype(np.float32)
+        S2 = rng.normal(size=(k_slots, cap, OBS)).astype(np.float32)
+        A = rng.integers(0, NA, (k_slots, cap)).astype(np.int64)
+        R = rng.choice([-1.0, 0.0, 1.0], (k_slots, cap)).astype(np.float32)
+        D = (rng.random((k_slots, cap)) < 0.1).astype(np.float32)
+        idx = rng.integers(0, cap, (k_slots, B))
+        layout = np.array([OBS, HID, LAYERS, NA, 1], np.int64)
+        ws = ds.workspace(threads, layout, B)
+        hp = np.tile(np.array([1e-4, 0.99, 0.9, 0.999, 1e-8]), (k_slots, 1))
+        params = np.stack(st[:4])
+        step = np.zeros(k_slots, np.float32)
+        mask = np.ones(k_slots, bool)
+        fn = ds.update_slots if name.endswith("_par") else ds.update_slots_serial
+
+        def call(
+            params=params,
+            step=step,
+            hp=hp,
+            layout=layout,
+            S=S,
+            A=A,
+            R=R,
+            S2=S2,
+            D=D,
+            idx=idx,
+            mask=mask,
+            ws=ws,
+            fn=fn,
+        ):
+            fn(params, step, hp, layout, S, A, R, S2, D, idx, w, mask, td, loss, ws)
+
+    elif name == "numpy_bmm":
+
+        def mk():
+            p = {
+                f"W{i}": rng.normal(0, 0.2, (k_slots, HID, OBS if i == 0 else HID)).astype(np.float32)
+                for i in range(LAYERS)
+            }
+            p.update({f"b{i}": np.zeros((k_slots, HID), np.float32) for i in range(LAYERS)})
+            p.update(
+                Wa=rng.normal(0, 0.2, (k_slots, NA, HID)).astype(np.float32),
+                ba=np.zeros((k_slots, NA), np.float32),
+                wv=rng.normal(0, 0.2, (k_slots, 1, HID)).astype(np.float32),
+                bv=np.zeros((k_slots, 1), np.float32),
+            )
+            return p
+
+        P, Pt = mk(), mk()
+        M = {kk: np.zeros_like(v) for kk, v in P.items()}
+        V = {kk: np.zeros_like(v) for kk, v in P.items()}
+        stp = np.zeros(k_slots, np.float32)
+
+        def call(P=P, Pt=Pt, M=M, V=V, stp=stp):
+            numpy_bmm_update(P, Pt, M, V, stp, s, a, r, s2, d, w)
+    elif name == "slot_simd":
+        params, P = _simd_state(k_slots, rng)
+        Pt = params()
+        f4 = np.float32
+        x = np.ascontiguousarray(np.transpose(s, (2, 1, 0)))
+        x2 = np.ascontiguousarray(np.transpose(s2, (2, 1, 0)))
+        aa, rr, dd, ww = (np.ascontiguousarray(z.T) for z in (a, r, d, w))
+        hs = np.empty((LAYERS, HID, B, k_slots), f4)
+        hs2, hst = np.empty_like(hs), np.empty_like(hs)
+        q, qn, qt = (np.empty((NA, B, k_slots), f4) for _ in range(3))
+        vb = np.empty((1, B, k_slots), f4)
+        g = np.empty((B, k_slots), f4)
+        dh, dprev = np.empty((HID, B, k_slots), f4), np.empty((HID, B, k_slots), f4)
+        G = (
+            tuple(np.zeros_like(z) for z in P[0]),
+            tuple(np.zeros_like(z) for z in P[1]),
+            np.zeros_like(P[2]),
+            np.zeros_like(P[3]),
+            np.zeros_like(P[4]),
+            np.zeros_like(P[5]),
+        )
+        tds = np.empty((B, k_slots), f4)
+        losss = np.empty(k_slots, f4)
+        stp = np.zeros(k_slots, f4)
+        pflat = np.zeros((n_params(), k_slots), f4)
+        gflat, mflat, vflat = np.zeros_like(pflat), np.zeros_like(pflat), np.zeros_like(pflat)
+        hsl = tuple(hs[i] for i in range(LAYERS))
+        hs2l = tuple(hs2[i] for i in range(LAYERS))
+        hstl = tuple(hst[i] for i in range(LAYERS))
+        numba.set_num_threads(1)
+
+        def call():
+            slot_simd_update(
+                P,
+                Pt,
+                None,
+                None,
+                stp,
+                x,
+                aa,
+                rr,
+                x2,
+                dd,
+                ww,
+                tds,
+                losss,
+                hsl,
+                hs2l,
+                hstl,
+                q,
+                qn,
+                qt,
+                vb,
+                g,
+                dh,
+                dprev,
+                G,
+            )
+            _adam_simd(pflat, gflat, mflat, vflat, stp, 1e-4, 0.9, 0.999, 1e-8)
+    else:
+        raise SystemExit(f"unknown variant {name}")
+    return call
+
+
 def bench(ks: list[int], reps: int, variants: list[str], rounds: int) -> list[dict]:
     """Every (K, variant) timed in ``rounds`` interleaved rounds (load spikes hit all alike); medians reported."""
     rng = np.random.default_rng(0)
     rows = []
     threads = numba.config.NUMBA_NUM_THREADS
-    today_seq, today_par = _today_loop(False), _today_loop(True)
+    today = (_today_loop(False), _today_loop(True))
     calls: list[tuple[int, str, int, int, Callable[[], object]]] = []  # (K, variant, threads, calls per timing, fn)
     for k_slots in ks:
-        s, a, r, s2, d, w = _batches(k_slots, rng)
-        td = np.empty((k_slots, B), np.float32)
-        loss = np.empty(k_slots, np.float64)
-        n = max(3, reps // k_slots)
+        batches = _batches(k_slots, rng)
         for name in variants:
-            if name in ("today", "today_par", "fm", "fm_par"):
-                st = _flat_state(k_slots, rng)
-                fn = {"today": today_seq, "today_par": today_par, "fm": fm_seq, "fm_par": fm_par}[name]
-                numba.set_num_threads(threads if name.endswith("_par") else 1)
-
-                def call(fn=fn, st=st):
-                    fn(*st, s, a, r, s2, d, w, td, loss)
-            elif name in ("blas", "blas_par"):
-                from per_exp.engine import ddqn_kernel as ds
-
-                st = _flat_state(k_slots, rng)
-                cap = 1000
-                S = rng.normal(size=(k_slots, cap, OBS)).astype(np.float32)
-                S2 = rng.normal(size=(k_slots, cap, OBS)).astype(np.float32)
-                A = rng.integers(0, NA, (k_slots, cap)).astype(np.int64)
-                R = rng.choice([-1.0, 0.0, 1.0], (k_slots, cap)).astype(np.float32)
-                D = (rng.random((k_slots, cap)) < 0.1).astype(np.float32)
-                idx = rng.integers(0, cap, (k_slots, B))
-                layout = np.array([OBS, HID, LAYERS, NA, 1], np.int64)
-                ws = ds.workspace(threads, layout, B)
-                hp = np.tile(np.array([1e-4, 0.99, 0.9, 0.999, 1e-8]), (k_slots, 1))
-                params = np.stack(st[:4])
-                step = np.zeros(k_slots, np.float32)
-                mask = np.ones(k_slots, bool)
-                fn = ds.update_slots if name.endswith("_par") else ds.update_slots_serial
-
-                def call(params=params, step=step, hp=hp, layout=layout, S=S, A=A, R=R, S2=S2, D=D, idx=idx, mask=mask,
-                         ws=ws, fn=fn):
-                    fn(params, step, hp, layout, S, A, R, S2, D, idx, w, mask, td, loss, ws)
-
-            elif name == "numpy_bmm":
-
-                def mk():
-                    p = {
-                        f"W{i}": rng.normal(0, 0.2, (k_slots, HID, OBS if i == 0 else HID)).astype(np.float32)
-                        for i in range(LAYERS)
-                    }
-                    p.update({f"b{i}": np.zeros((k_slots, HID), np.float32) for i in range(LAYERS)})
-                    p.update(
-                        Wa=rng.normal(0, 0.2, (k_slots, NA, HID)).astype(np.float32),
-                        ba=np.zeros((k_slots, NA), np.float32),
-                        wv=rng.normal(0, 0.2, (k_slots, 1, HID)).astype(np.float32),
-                        bv=np.zeros((k_slots, 1), np.float32),
-                    )
-                    return p
-
-                P, Pt = mk(), mk()
-                M = {kk: np.zeros_like(v) for kk, v in P.items()}
-                V = {kk: np.zeros_like(v) for kk, v in P.items()}
-                stp = np.zeros(k_slots, np.float32)
-
-                def call(P=P, Pt=Pt, M=M, V=V, stp=stp):
-                    numpy_bmm_update(P, Pt, M, V, stp, s, a, r, s2, d, w)
-            elif name == "slot_simd":
-                params, P = _simd_state(k_slots, rng)
-                Pt = params()
-                f4 = np.float32
-                x = np.ascontiguousarray(np.transpose(s, (2, 1, 0)))
-                x2 = np.ascontiguousarray(np.transpose(s2, (2, 1, 0)))
-                aa, rr, dd, ww = (np.ascontiguousarray(z.T) for z in (a, r, d, w))
-                hs = np.empty((LAYERS, HID, B, k_slots), f4)
-                hs2, hst = np.empty_like(hs), np.empty_like(hs)
-                q, qn, qt = (np.empty((NA, B, k_slots), f4) for _ in range(3))
-                vb = np.empty((1, B, k_slots), f4)
-                g = np.empty((B, k_slots), f4)
-                dh, dprev = np.empty((HID, B, k_slots), f4), np.empty((HID, B, k_slots), f4)
-                G = (
-                    tuple(np.zeros_like(z) for z in P[0]),
-                    tuple(np.zeros_like(z) for z in P[1]),
-                    np.zeros_like(P[2]),
-                    np.zeros_like(P[3]),
-                    np.zeros_like(P[4]),
-                    np.zeros_like(P[5]),
-                )
-                tds = np.empty((B, k_slots), f4)
-                losss = np.empty(k_slots, f4)
-                stp = np.zeros(k_slots, f4)
-                pflat = np.zeros((n_params(), k_slots), f4)
-                gflat, mflat, vflat = np.zeros_like(pflat), np.zeros_like(pflat), np.zeros_like(pflat)
-                hsl = tuple(hs[i] for i in range(LAYERS))
-                hs2l = tuple(hs2[i] for i in range(LAYERS))
-                hstl = tuple(hst[i] for i in range(LAYERS))
-                numba.set_num_threads(1)
-
-                def call():
-                    slot_simd_update(
-                        P,
-                        Pt,
-                        None,
-                        None,
-                        stp,
-                        x,
-                        aa,
-                        rr,
-                        x2,
-                        dd,
-                        ww,
-                        tds,
-                        losss,
-                        hsl,
-                        hs2l,
-                        hstl,
-                        q,
-                        qn,
-                        qt,
-                        vb,
-                        g,
-                        dh,
-                        dprev,
-                        G,
-                    )
-                    _adam_simd(pflat, gflat, mflat, vflat, stp, 1e-4, 0.9, 0.999, 1e-8)
-            else:
-                raise SystemExit(f"unknown variant {name}")
+            t = threads if name.endswith("_par") else 1
+            numba.set_num_threads(t)
+            call = _make_call(name, k_slots, batches, rng, threads, today)
+            call()  # compile outside the timings
+            calls.append((k_slots, name, t, max(3, reps // k_slots), call))
+    samples: dict[tuple[int, str], list[tuple[float, float]]] = {(c[0], c[1]): [] for c in calls}
+    for rnd in range(rounds):
+        for k_slots, name, t, n, call in calls if rnd % 2 == 0 else calls[::-1]:
+            numba.set_num_threads(t)
             wall, cpu = _time(call, n)
-            rows.append(
-                {
-                    "variant": name,
-                    "K": k_slots,
-                    "threads": threads if name.endswith("_par") else 1,
-                    "us_per_slot_update_wall": 1e6 * wall / k_slots,
-                    "us_per_slot_update_cpu": 1e6 * cpu / k_slots,
-                }
-            )
-            print(
-                f"K={k_slots:4d} {name:10s} {1e6 * wall / k_slots:8.2f} us/slot-update wall "
-                f"{1e6 * cpu / k_slots:8.2f} cpu",
-                flush=True,
-            )
+            samples[(k_slots, name)].append((1e6 * wall / k_slots, 1e6 * cpu / k_slots))
+    for k_slots, name, t, _, _ in calls:
+        ws = sorted(x[0] for x in samples[(k_slots, name)])
+        cs = sorted(x[1] for x in samples[(k_slots, name)])
+        row = {
+            "variant": name,
+            "K": k_slots,
+            "threads": t,
+            "us_per_slot_update_wall": ws[len(ws) // 2],
+            "us_per_slot_update_cpu": cs[len(cs) // 2],
+            "min_wall": ws[0],
+            "rounds": rounds,
+        }
+        rows.append(row)
+        print(
+            f"K={k_slots:4d} {name:10s} threads={t}: {row['us_per_slot_update_wall']:8.2f} us/slot-update wall "
+            f"(min {ws[0]:.2f}), {row['us_per_slot_update_cpu']:8.2f} CPU",
+            flush=True,
+        )
     numba.set_num_threads(threads)
     return rows
 

@@ -48,10 +48,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import baseline  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import baseline  # noqa: E402
 from seed_replica import run_replica  # noqa: E402
 
 PARTS = ("act", "env", "sample", "update", "priority", "refresh")
@@ -116,7 +115,7 @@ def time_engine(overrides: list[str], slots: int, threads: int, steps: int, runs
     res = eng.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if any(r.error is not None for r in res):
-        raise RuntimeError(f"a benchmark run failed: {[r.error for r in res if r.error is not None][0]!r}")
+        raise RuntimeError(f"a benchmark run failed: {next(r.error for r in res if r.error is not None)!r}")
     n = sum(r.summary.total_env_steps for r in res)
     updates = sum(r.summary.updates for r in res)
     parts = {p: sum(r.summary.timings[p] for r in res) for p in PARTS}
@@ -180,8 +179,11 @@ def lockstep(args) -> dict:
                     r = time_engine(ov, k, t, args.steps, runs=args.runs_per_slot * k, seed0=100 * rep)
                 row = {"config": name, "who": who, "K": k, "threads": t, "repeat": rep, **r}
                 out["rows"].append(row)
-                print(f"  {name:13s} rep {rep} {who:8s} K={k:<4d} threads={t}: {r['env_steps_per_s']:9.0f} env steps/s "
-                      f"({r['env_steps_per_cpu_s']:.0f} per CPU s), load {os.getloadavg()[0]:.1f}", flush=True)
+                print(
+                    f"  {name:13s} rep {rep} {who:8s} K={k:<4d} threads={t}: {r['env_steps_per_s']:9.0f} env steps/s "
+                    f"({r['env_steps_per_cpu_s']:.0f} per CPU s), load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
     out["machine"]["loadavg_1min_at_end"] = os.getloadavg()[0]
     out["table"] = lockstep_table(out)
     return out
@@ -194,33 +196,60 @@ def lockstep_table(out: dict) -> list[dict]:
         base = [r for r in rows if r["config"] == name and r["who"] == "baseline"]
         b_sps = statistics.median(r["env_steps_per_s"] for r in base)
         b_cpu = statistics.median(r["env_steps_per_cpu_s"] for r in base)
-        table.append({"config": name, "who": "today's trainer", "K": 1, "threads": 1, "env_steps_per_s": b_sps,
-                      "ratio": 1.0, "env_steps_per_cpu_s": b_cpu, "ratio_cpu": 1.0})
+        table.append(
+            {
+                "config": name,
+                "who": "today's trainer",
+                "K": 1,
+                "threads": 1,
+                "env_steps_per_s": b_sps,
+                "ratio": 1.0,
+                "env_steps_per_cpu_s": b_cpu,
+                "ratio_cpu": 1.0,
+            }
+        )
         keys = dict.fromkeys((r["K"], r["threads"]) for r in rows if r["config"] == name and r["who"] == "engine")
         for k, t in keys:
             rs = [r for r in rows if r["config"] == name and r["who"] == "engine" and (r["K"], r["threads"]) == (k, t)]
             sps = statistics.median(r["env_steps_per_s"] for r in rs)
             cps = statistics.median(r["env_steps_per_cpu_s"] for r in rs)
             us = statistics.median(r["us_per_update"] for r in rs)
-            table.append({"config": name, "who": "engine", "K": k, "threads": t, "env_steps_per_s": sps,
-                          "ratio": sps / b_sps, "env_steps_per_cpu_s": cps, "ratio_cpu": cps / b_cpu,
-                          "us_per_update": us, "x_floor": us / out["floor"]["floor_us_per_update"]})
+            table.append(
+                {
+                    "config": name,
+                    "who": "engine",
+                    "K": k,
+                    "threads": t,
+                    "env_steps_per_s": sps,
+                    "ratio": sps / b_sps,
+                    "env_steps_per_cpu_s": cps,
+                    "ratio_cpu": cps / b_cpu,
+                    "us_per_update": us,
+                    "x_floor": us / out["floor"]["floor_us_per_update"],
+                }
+            )
     return table
 
 
 def print_lockstep(out: dict) -> None:
     m, f = out["machine"], out["floor"]
-    print(f"\n{out['steps_per_run']} env steps per run, median of {out['repeats']} repeats; {m['cpu']}, {m['cores']} "
-          f"cores, load {m['loadavg_1min_at_start']:.1f}->{m['loadavg_1min_at_end']:.1f}; baseline main@{m['baseline']}")
-    print(f"matmul floor: {f['mflop_per_update']:.2f} MFLOP/update at {f['sgemm_gflops']:.0f} GFLOP/s (one-thread "
-          f"SGEMM here) = {f['floor_us_per_update']:.1f} us/update")
+    print(
+        f"\n{out['steps_per_run']} env steps per run, median of {out['repeats']} repeats; {m['cpu']}, {m['cores']} "
+        f"cores, load {m['loadavg_1min_at_start']:.1f}->{m['loadavg_1min_at_end']:.1f}; baseline main@{m['baseline']}"
+    )
+    print(
+        f"matmul floor: {f['mflop_per_update']:.2f} MFLOP/update at {f['sgemm_gflops']:.0f} GFLOP/s (one-thread "
+        f"SGEMM here) = {f['floor_us_per_update']:.1f} us/update"
+    )
     print("| config | run | K | threads | env steps/s | x today | per CPU s | x today (CPU) | us/update | x floor |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in out["table"]:
         us = f"{r['us_per_update']:.1f}" if "us_per_update" in r else "-"
         xf = f"{r['x_floor']:.1f}" if "x_floor" in r else "-"
-        print(f"| {r['config']} | {r['who']} | {r['K']} | {r['threads']} | {r['env_steps_per_s']:.0f} | "
-              f"{r['ratio']:.2f} | {r['env_steps_per_cpu_s']:.0f} | {r['ratio_cpu']:.2f} | {us} | {xf} |")
+        print(
+            f"| {r['config']} | {r['who']} | {r['K']} | {r['threads']} | {r['env_steps_per_s']:.0f} | "
+            f"{r['ratio']:.2f} | {r['env_steps_per_cpu_s']:.0f} | {r['ratio_cpu']:.2f} | {us} | {xf} |"
+        )
 
 
 # ----------------------------------------------------------------------------- throughput vs the replica
@@ -235,16 +264,27 @@ def throughput(args) -> dict:
                 c0 = time.process_time()
                 r = run_replica(seed, max_env_steps=args.steps, stop_on_solve=False)
                 cpu = time.process_time() - c0
-                fig = {"env_steps": r.total_env_steps, "wall_seconds": r.wall_seconds, "cpu_seconds": cpu,
-                       "env_steps_per_s": r.total_env_steps / r.wall_seconds,
-                       "env_steps_per_cpu_s": r.total_env_steps / cpu, "episodes": r.episodes,
-                       "us_per_step": {k: 1e6 * v / r.total_env_steps for k, v in r.timings.items()}}
+                fig = {
+                    "env_steps": r.total_env_steps,
+                    "wall_seconds": r.wall_seconds,
+                    "cpu_seconds": cpu,
+                    "env_steps_per_s": r.total_env_steps / r.wall_seconds,
+                    "env_steps_per_cpu_s": r.total_env_steps / cpu,
+                    "episodes": r.episodes,
+                    "us_per_step": {k: 1e6 * v / r.total_env_steps for k, v in r.timings.items()},
+                }
             else:
                 fig = time_engine(ov, 1, 1, args.steps, runs=1, seed0=seed)
             runs[who].append(fig)
             print(f"  repeat {rep} seed {seed}: {who:8s} {fig['env_steps_per_s']:8.0f} env steps/s", flush=True)
-    out: dict[str, Any] = {"config": "experiment=seed_notebook", "steps": args.steps, "repeats": args.repeats,
-                           "machine": machine(), "runs": runs, "median": {}}
+    out: dict[str, Any] = {
+        "config": "experiment=seed_notebook",
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "machine": machine(),
+        "runs": runs,
+        "median": {},
+    }
     for name, rs in runs.items():
         out["median"][name] = {
             "env_steps_per_s": statistics.median(r["env_steps_per_s"] for r in rs),
@@ -264,15 +304,25 @@ def throughput(args) -> dict:
 
 def print_throughput(out: dict) -> None:
     m = out["machine"]
-    print(f"\nseed-notebook config, {out['steps']} env steps x {out['repeats']} repeats, medians; {m['cpu']}, "
-          f"{m['cores']} cores, load {m['loadavg_1min_at_start']:.1f}->{m['loadavg_1min_at_end']:.1f}")
+    print(
+        f"\nseed-notebook config, {out['steps']} env steps x {out['repeats']} repeats, medians; {m['cpu']}, "
+        f"{m['cores']} cores, load {m['loadavg_1min_at_start']:.1f}->{m['loadavg_1min_at_end']:.1f}"
+    )
     for name, v in out["median"].items():
         parts = ", ".join(f"{k} {x:.1f}" for k, x in v["us_per_step"].items())
-        print(f"{name:8s} {v['env_steps_per_s']:8.0f} env steps/s, {v['env_steps_per_cpu_s']:8.0f} per CPU s; us/step: {parts}")
-    print(f"speedup (engine K=1 / replica env steps/s): {out['speedup']:.2f}x "
-          f"(per repeat: {', '.join(f'{r:.2f}' for r in out['speedup_per_repeat'])}); on CPU time: {out['speedup_cpu']:.2f}x")
-    print("one update at batch 32 / one greedy action, CPU us: "
-          + ", ".join(f"{k} {v:.1f}" for k, v in out["one_update"].items()))
+        print(
+            f"{name:8s} {v['env_steps_per_s']:8.0f} env steps/s, {v['env_steps_per_cpu_s']:8.0f} per CPU s; "
+            f"us/step: {parts}"
+        )
+    print(
+        f"speedup (engine K=1 / replica env steps/s): {out['speedup']:.2f}x "
+        f"(per repeat: {', '.join(f'{r:.2f}' for r in out['speedup_per_repeat'])}); "
+        f"on CPU time: {out['speedup_cpu']:.2f}x"
+    )
+    print(
+        "one update at batch 32 / one greedy action, CPU us: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in out["one_update"].items())
+    )
 
 
 # ----------------------------------------------------------------------------- one update
@@ -294,8 +344,13 @@ def update_microbench(n: int) -> dict:
     st.size[0] = 1000
     idx = rng.integers(0, 1000, (1, 32))
     w = np.ones((1, 32), np.float32)
-    b = Batch(st.states[0, idx[0]], st.actions[0, idx[0]], st.rewards[0, idx[0]], st.next_states[0, idx[0]],
-              st.dones[0, idx[0]])
+    b = Batch(
+        st.states[0, idx[0]],
+        st.actions[0, idx[0]],
+        st.rewards[0, idx[0]],
+        st.next_states[0, idx[0]],
+        st.dones[0, idx[0]],
+    )
 
     def timed(step) -> float:
         for _ in range(20):
@@ -335,8 +390,15 @@ def _learning_job(job: tuple[str, str, int]) -> dict:
 
         s = run_one(compose([*ov, f"seed={seed}", f"update_backend={'torch' if kind == 'torch' else 'fused'}"]))
         solved, episodes, steps = s.solved_episode, s.episodes, s.total_env_steps
-    return {"kind": kind, "config": config, "seed": seed, "solved_episode": solved, "episodes": episodes,
-            "env_steps": steps, "wall_seconds": time.perf_counter() - t0}
+    return {
+        "kind": kind,
+        "config": config,
+        "seed": seed,
+        "solved_episode": solved,
+        "episodes": episodes,
+        "env_steps": steps,
+        "wall_seconds": time.perf_counter() - t0,
+    }
 
 
 def _engine_group(config: str, seeds: list[int], slots: int) -> list[dict]:
@@ -353,8 +415,17 @@ def _engine_group(config: str, seeds: list[int], slots: int) -> list[dict]:
         if r.error is not None:
             raise RuntimeError(f"seed {r.spec.cfg.seed} failed: {r.error!r}")
         s = r.summary
-        out.append({"kind": "engine", "config": config, "seed": r.spec.cfg.seed, "solved_episode": s.solved_episode,
-                    "episodes": s.episodes, "env_steps": s.total_env_steps, "wall_seconds": wall / len(res)})
+        out.append(
+            {
+                "kind": "engine",
+                "config": config,
+                "seed": r.spec.cfg.seed,
+                "solved_episode": s.solved_episode,
+                "episodes": s.episodes,
+                "env_steps": s.total_env_steps,
+                "wall_seconds": wall / len(res),
+            }
+        )
     return out
 
 
@@ -376,8 +447,11 @@ def learning(args) -> dict:
 
     def record(r: dict) -> None:
         done.append(r)
-        print(f"  {r['kind']:8s} seed {r['seed']:3d}: solved at {r['solved_episode']} ({r['env_steps']} steps, "
-              f"{r['wall_seconds']:.0f} s)", flush=True)
+        print(
+            f"  {r['kind']:8s} seed {r['seed']:3d}: solved at {r['solved_episode']} ({r['env_steps']} steps, "
+            f"{r['wall_seconds']:.0f} s)",
+            flush=True,
+        )
         if cache:
             with cache.open("a") as f:
                 f.write(json.dumps(r) + "\n")
@@ -396,15 +470,25 @@ def learning(args) -> dict:
                 record(r)
     out: dict[str, Any] = {"config": args.config, "seeds": seeds, "machine": machine(), "kinds": {}}
     for k in kinds:
-        rs = sorted((d for d in done if d["kind"] == k and d.get("config", "seed_notebook") == args.config
-                     and d["seed"] in seeds), key=lambda d: d["seed"])
+        rs = sorted(
+            (
+                d
+                for d in done
+                if d["kind"] == k and d.get("config", "seed_notebook") == args.config and d["seed"] in seeds
+            ),
+            key=lambda d: d["seed"],
+        )
         # an unsolved run counts as its episode cap (censored)
         eps = [d["solved_episode"] if d["solved_episode"] is not None else d["episodes"] for d in rs]
         q1, med, q3 = _quartiles(eps) if eps else (float("nan"),) * 3
         out["kinds"][k] = {
-            "episodes_to_solve": eps, "median": med, "q1": q1, "q3": q3,
+            "episodes_to_solve": eps,
+            "median": med,
+            "q1": q1,
+            "q3": q3,
             "unsolved": sum(d["solved_episode"] is None for d in rs),
-            "env_steps": sum(d["env_steps"] for d in rs), "wall_seconds": sum(d["wall_seconds"] for d in rs),
+            "env_steps": sum(d["env_steps"] for d in rs),
+            "wall_seconds": sum(d["wall_seconds"] for d in rs),
         }
     ref = out["kinds"].get(args.reference)
     if ref is not None:
@@ -419,14 +503,18 @@ def learning(args) -> dict:
 
 
 def print_learning(out: dict) -> None:
-    print(f"\nepisodes to solve, {out['config']} config, seeds {out['seeds'][0]}..{out['seeds'][-1]} "
-          "(unsolved counted at the episode cap)")
+    print(
+        f"\nepisodes to solve, {out['config']} config, seeds {out['seeds'][0]}..{out['seeds'][-1]} "
+        "(unsolved counted at the episode cap)"
+    )
     print("| run | median | IQR | unsolved | Mann-Whitney p vs " + out["reference"] + " | per seed |")
     print("|---|---|---|---|---|---|")
     for k, v in out["kinds"].items():
         p = f"{v['mannwhitney_p']:.2f}" if "mannwhitney_p" in v else "-"
-        print(f"| {k} | {v['median']:.1f} | {v['q1']:.1f}-{v['q3']:.1f} | {v['unsolved']} | {p} | "
-              f"{' '.join(str(e) for e in v['episodes_to_solve'])} |")
+        print(
+            f"| {k} | {v['median']:.1f} | {v['q1']:.1f}-{v['q3']:.1f} | {v['unsolved']} | {p} | "
+            f"{' '.join(str(e) for e in v['episodes_to_solve'])} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.cli import compose
 from per_exp.engine.trainer import Engine, RunSpec, group_key, run_one
+from tests.support.cli import compose
 
 CLOCK = ("perf/sps", "sampler/sample_seconds", "sampler/update_seconds")
 
@@ -105,5 +105,7 @@ def test_episode_means_are_numpys_to_the_bit():
         x[:n] = rng.lognormal(size=n) * 10.0 ** rng.integers(-8, 3, n)
         assert mean_f64(x, n) == np.mean(x[:n]), n
     for n in [1, 5, 8, 31, 32, 33, 64, 128]:
-        y = np.abs(rng.normal(size=n)).astype(np.float32) * np.float32(10.0) ** rng.integers(-5, 2, n).astype(np.float32)
+        y = np.abs(rng.normal(size=n)).astype(np.float32) * np.float32(10.0) ** rng.integers(-5, 2, n).astype(
+            np.float32
+        )
         assert _sum_f32(y) / np.float32(n) == np.float32(np.abs(y).mean()), n

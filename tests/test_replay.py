@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support.cli import compose
 from per_exp.engine.replay import Replay
 from per_exp.engine.storage import Storage
+from tests.support.cli import compose
 
 
 def _fill(st: Storage, k: int, n: int) -> list[int]:

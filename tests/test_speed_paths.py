@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.support.cli import compose
 from per_exp.config import ConfigError, NetworkConfig, validate
 from per_exp.engine.agent import Batch, DDQNAgent, SlotAgent
 from per_exp.engine.networks import flatten_parameters
 from per_exp.engine.storage import Storage
+from tests.support.cli import compose
 
 CAP = 200
 
@@ -166,7 +166,9 @@ def _bench(args: list[str], tmp_path) -> tuple[dict, str]:
     out = tmp_path / "bench.json"
     p = subprocess.run(
         [sys.executable, str(root / "scripts" / "bench_train.py"), *args, "--json", str(out)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(out.read_text()), p.stdout
@@ -188,8 +190,9 @@ def test_bench_train_lockstep_measures_the_engine_against_todays_trainer(tmp_pat
     """--lockstep: today's trainer (main's code) and the engine at each K, on the same budget per run."""
     import os
 
-    d, stdout = _bench(["--lockstep", "--configs", "uniform", "--ks", "1,3", "--steps", "120", "--runs-per-slot", "1"],
-                       tmp_path)
+    d, stdout = _bench(
+        ["--lockstep", "--configs", "uniform", "--ks", "1,3", "--steps", "120", "--runs-per-slot", "1"], tmp_path
+    )
     threads = [1, os.cpu_count()] if (os.cpu_count() or 1) > 1 else [1]
     got = {(r["who"], r["K"], r["threads"]) for r in d["rows"]}
     assert got == {("baseline", 1, 1)} | {("engine", k, t) for k in (1, 3) for t in threads}

@@ -176,7 +176,8 @@ class SlotAgent:
         self.lr, self.gamma, self.beta1, self.beta2, self.adam_eps = self.hp.T
         self.beta1[:], self.beta2[:], self.adam_eps[:] = ADAM["beta1"], ADAM["beta2"], ADAM["eps"]
         self.threads = max(1, int(threads))
-        self._ws = kern.workspace(max(self.threads, numba.config.NUMBA_NUM_THREADS), self.layout_arr, batch)
+        pool = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba's thread pool size
+        self._ws = kern.workspace(max(self.threads, pool), self.layout_arr, batch)
         self._refresh_ws = kern.RefreshWorkspace(obs_dim, net.hidden, net.layers, n_actions).arrays()
         self._explore = np.zeros(num_slots, np.int64)
         self._torch: list[Any] = [None] * num_slots  # per-slot DDQNAgent views (torch backend)
@@ -224,8 +225,23 @@ class SlotAgent:
                 loss_out[k], td_out[k] = self._torch[k].update(storage, k, idx[k], w[k])
             return
         fn = kern.update_slots if self.threads > 1 else kern.update_slots_serial
-        fn(self.params, self.step, self.hp, self.layout_arr, storage.states, storage.actions, storage.rewards,
-           storage.next_states, storage.dones, idx, w, mask, td_out, loss_out, self._ws)
+        fn(
+            self.params,
+            self.step,
+            self.hp,
+            self.layout_arr,
+            storage.states,
+            storage.actions,
+            storage.rewards,
+            storage.next_states,
+            storage.dones,
+            idx,
+            w,
+            mask,
+            td_out,
+            loss_out,
+            self._ws,
+        )
 
     def td_errors(self, k: int, storage: Any) -> np.ndarray:
         """y - Q(s, a) of every transition slot k stores, with its current networks (the seed's refresh)."""

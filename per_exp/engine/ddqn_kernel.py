@@ -196,8 +196,18 @@ def workspace_size(layout, batch):  # pragma: no cover - compiled
     """Floats of scratch one update needs (workspace_views carves them)."""
     obs_dim, hidden, layers, n_actions, dueling = layout[0], layout[1], layout[2], layout[3], layout[4]
     p = n_params(obs_dim, hidden, layers, n_actions, dueling != 0)
-    return (3 * obs_dim * batch + batch * obs_dim + 3 * layers * hidden * batch + 3 * n_actions * batch + 2 * batch
-            + 3 * hidden * batch + hidden * hidden + n_actions * batch + batch + p)
+    return (
+        3 * obs_dim * batch
+        + batch * obs_dim
+        + 3 * layers * hidden * batch
+        + 3 * n_actions * batch
+        + 2 * batch
+        + 3 * hidden * batch
+        + hidden * hidden
+        + n_actions * batch
+        + batch
+        + p
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -419,20 +429,56 @@ def update_one(
 
 
 @njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
-def _update_slot(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, td_out, loss_out, k,
-                 buf):  # pragma: no cover - compiled
+def _update_slot(
+    params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, td_out, loss_out, k, buf
+):  # pragma: no cover - compiled
     x, x2, xb, hs, ht, q, qt, v, dz, dprev, hb, wt, da, g, grad = workspace_views(buf, layout, idx.shape[1])
     loss_out[k] = update_one(
-        params[0, k], params[1, k], params[2, k], params[3, k], step[k : k + 1], hp[k, 0], hp[k, 1], hp[k, 2],
-        hp[k, 3], hp[k, 4], layout[0], layout[1], layout[2], layout[3], layout[4] != 0,
-        states[k], actions[k], rewards[k], next_states[k], dones[k], idx[k], w[k], td_out[k],
-        x, x2, xb, hs, ht, q, qt, v, dz, dprev, hb, wt, da, g, grad,
+        params[0, k],
+        params[1, k],
+        params[2, k],
+        params[3, k],
+        step[k : k + 1],
+        hp[k, 0],
+        hp[k, 1],
+        hp[k, 2],
+        hp[k, 3],
+        hp[k, 4],
+        layout[0],
+        layout[1],
+        layout[2],
+        layout[3],
+        layout[4] != 0,
+        states[k],
+        actions[k],
+        rewards[k],
+        next_states[k],
+        dones[k],
+        idx[k],
+        w[k],
+        td_out[k],
+        x,
+        x2,
+        xb,
+        hs,
+        ht,
+        q,
+        qt,
+        v,
+        dz,
+        dprev,
+        hb,
+        wt,
+        da,
+        g,
+        grad,
     )
 
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def update_slots(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, mask, td_out,
-                 loss_out, ws):  # pragma: no cover - compiled
+def update_slots(
+    params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, mask, td_out, loss_out, ws
+):  # pragma: no cover - compiled
     """update_one for every slot k with mask[k], in parallel, each thread on its own scratch row of ws.
 
     params (4, K, P): online, target, exp_avg, exp_avg_sq rows; step (K,) float32;
@@ -440,18 +486,49 @@ def update_slots(params, step, hp, layout, states, actions, rewards, next_states
     """
     for k in prange(params.shape[1]):
         if mask[k]:
-            _update_slot(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, td_out,
-                         loss_out, k, ws[numba.get_thread_id()])
+            _update_slot(
+                params,
+                step,
+                hp,
+                layout,
+                states,
+                actions,
+                rewards,
+                next_states,
+                dones,
+                idx,
+                w,
+                td_out,
+                loss_out,
+                k,
+                ws[numba.get_thread_id()],
+            )
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def update_slots_serial(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, mask,
-                        td_out, loss_out, ws):  # pragma: no cover - compiled
+def update_slots_serial(
+    params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, mask, td_out, loss_out, ws
+):  # pragma: no cover - compiled
     """update_slots on the calling thread (no parallel region to enter: K = 1 and one-thread groups)."""
     for k in range(params.shape[1]):
         if mask[k]:
-            _update_slot(params, step, hp, layout, states, actions, rewards, next_states, dones, idx, w, td_out,
-                         loss_out, k, ws[0])
+            _update_slot(
+                params,
+                step,
+                hp,
+                layout,
+                states,
+                actions,
+                rewards,
+                next_states,
+                dones,
+                idx,
+                w,
+                td_out,
+                loss_out,
+                k,
+                ws[0],
+            )
 
 
 # ----------------------------------------------------------------------------- TD errors of stored rows

@@ -20,6 +20,7 @@ checkpoint does not depend on this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -162,7 +163,7 @@ def hash_set_size(batch: int) -> int:
     return mask + 1
 
 
-def from_state(state: dict[str, Any], out: np.ndarray | None = None) -> np.ndarray:
+def from_state(state: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
     """A stream row from a ``PCG64().state`` dict (what ``Generator.bit_generator.state`` returns)."""
     if state.get("bit_generator") != "PCG64":
         raise ValueError(f"expected a PCG64 state, got bit_generator={state.get('bit_generator')!r}")

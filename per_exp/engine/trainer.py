@@ -364,7 +364,7 @@ class Engine:
         from threadpoolctl import threadpool_limits
 
         prev_threads = numba.get_num_threads()
-        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
         try:
             # BLAS inside the kernels runs on the calling thread; parallelism is over slots
             with threadpool_limits(1):
@@ -620,7 +620,8 @@ class Engine:
                 spec.on_error(e)
             except Exception as e2:  # a failing error handler must not take the group down
                 log.error("run %s: on_error raised %s: %s", spec.label or spec.cfg.seed, type(e2).__name__, e2)
-        if self.runs[k] is not None and self.runs[k].spec is spec:
+        run = self.runs[k]
+        if run is not None and run.spec is spec:
             self.runs[k] = None
 
     # ------------------------------------------------------------------ state

@@ -28,6 +28,7 @@ from per_exp.config import SamplerConfig
 
 class Sampler(Protocol):
     name: ClassVar[str]
+    capacity: int
     # Keeps priorities: the replay then applies the new-transition priority, the
     # refresh policy and the uniform warm-up; a plain sampler needs none of them.
     prioritized: ClassVar[bool]

@@ -159,12 +159,21 @@ class RankSampler(Prioritized):
             "clock": int(self.write_clock[k]),
         }
 
-    def _arrays(self) -> tuple:
-        return (self.key, self.stamp, self.skey, self.sstamp, self.order_, self.n, self.write_clock)
-
     def add(self, written: np.ndarray, mask: np.ndarray) -> None:
         t0 = self.clock.now()
-        add_slots(*self._arrays(), written, mask, self.first_priority(), self.added)
+        add_slots(
+            self.key,
+            self.stamp,
+            self.skey,
+            self.sstamp,
+            self.order_,
+            self.n,
+            self.write_clock,
+            written,
+            mask,
+            self.first_priority(),
+            self.added,
+        )
         self.clock.charge(self.clock.update, t0, mask)
 
     def draw(self, k: int, u: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +211,21 @@ class RankSampler(Prioritized):
 
     def update(self, idx: np.ndarray, td: np.ndarray, mask: np.ndarray) -> np.ndarray:
         t0 = self.clock.now()
-        update_slots(*self._arrays(), idx, td, mask, self.added, self.max_priority, self._bad)
+        update_slots(
+            self.key,
+            self.stamp,
+            self.skey,
+            self.sstamp,
+            self.order_,
+            self.n,
+            self.write_clock,
+            idx,
+            td,
+            mask,
+            self.added,
+            self.max_priority,
+            self._bad,
+        )
         self.clock.charge(self.clock.update, t0, mask)
         return self._bad
 
