@@ -48,9 +48,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+# isort: off
+import per_exp  # noqa: E402, F401  before torch: it sets OpenMP's passive wait policy, read when torch loads libgomp
+import torch  # noqa: E402
+
+# isort: on
 import baseline  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from seed_replica import run_replica  # noqa: E402
 
 PARTS = ("act", "env", "sample", "update", "priority", "refresh")
@@ -179,6 +183,8 @@ def lockstep(args) -> dict:
                     r = time_engine(ov, k, t, args.steps, runs=args.runs_per_slot * k, seed0=100 * rep)
                 row = {"config": name, "who": who, "K": k, "threads": t, "repeat": rep, **r}
                 out["rows"].append(row)
+                if args.json:  # a partial file after every row: a long run that is stopped keeps what it measured
+                    Path(args.json).write_text(json.dumps(out, indent=2))
                 print(
                     f"  {name:13s} rep {rep} {who:8s} K={k:<4d} threads={t}: {r['env_steps_per_s']:9.0f} env steps/s "
                     f"({r['env_steps_per_cpu_s']:.0f} per CPU s), load {os.getloadavg()[0]:.1f}",

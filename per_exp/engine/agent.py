@@ -224,7 +224,9 @@ class SlotAgent:
             for k in np.flatnonzero(mask):
                 loss_out[k], td_out[k] = self._torch[k].update(storage, k, idx[k], w[k])
             return
-        fn = kern.update_slots if self.threads > 1 else kern.update_slots_serial
+        # one run is one chain of updates: a parallel region only pays with a few slots per thread
+        parallel = self.threads > 1 and self.num_slots >= 2 * self.threads
+        fn = kern.update_slots if parallel else kern.update_slots_serial
         fn(
             self.params,
             self.step,
