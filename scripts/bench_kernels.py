@@ -34,6 +34,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+import per_exp  # noqa: F401  sets OpenMP's passive wait policy before numba loads libgomp
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))

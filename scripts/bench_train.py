@@ -1,7 +1,8 @@
 """Training throughput and learning of the engine, against baselines measured in the same run.
 
 Lockstep (``--lockstep``): aggregate env steps/s of the engine with K runs
-in lockstep (K = 1, 8, 32, 128), on one thread and on all cores, against
+in lockstep (K = 1, 8, 32, 128), on one thread and on all cores (as threads
+of one engine, and as one engine process per core with K / cores slots), against
 today's single-run trainer (main's code at ``baseline.BASELINE_REF``,
 one run per process, as before the engine) in the same run, for the
 default config with ``sampler=uniform``, with ``sampler=sumtree``, and
@@ -136,6 +137,52 @@ def time_engine(overrides: list[str], slots: int, threads: int, steps: int, runs
     }
 
 
+def _engine_proc(job: tuple[list[str], int, int, int]) -> dict:
+    ov, slots, steps, seed0 = job
+    torch.set_num_threads(1)
+    return time_engine(ov, slots, 1, steps, runs=slots, seed0=seed0)
+
+
+def time_engine_procs(overrides: list[str], slots: int, procs: int, steps: int, seed0: int = 0) -> dict:
+    """``procs`` engine processes at once, each with slots/procs slots and runs: all cores without threads.
+
+    Each process compiles (or loads numba's cache) first; the aggregate rate is
+    all env steps over the longest of the processes' timed windows, which run side by side.
+    """
+    import multiprocessing as mp
+
+    per = max(1, slots // procs)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(procs, initializer=_warm_engine, initargs=(overrides,)) as pool:
+        pool.map(_noop, range(procs))  # every worker up and warm
+        rs = pool.map(_engine_proc, [(overrides, per, steps, seed0 + 1000 * i) for i in range(procs)])
+    wall = max(r["wall_seconds"] for r in rs)  # the timed windows run side by side
+    n = sum(r["env_steps"] for r in rs)
+    cpu = sum(r["cpu_seconds"] for r in rs)
+    updates = sum(r["updates"] for r in rs)
+    return {
+        "env_steps": n,
+        "updates": updates,
+        "wall_seconds": wall,
+        "cpu_seconds": cpu,
+        "env_steps_per_s": n / wall,
+        "env_steps_per_cpu_s": n / cpu,
+        "us_per_update": statistics.median(r["us_per_update"] for r in rs),
+        "us_per_step": {p: statistics.median(r["us_per_step"][p] for r in rs) for p in PARTS},
+    }
+
+
+def _warm_engine(overrides: list[str]) -> None:
+    from per_exp.engine.trainer import Engine, RunSpec
+
+    torch.set_num_threads(1)
+    Engine([RunSpec(compose([*overrides, "max_episodes=1000000", "seed=999"]), step_budget=64)]).run()
+
+
+def _noop(_: int) -> None:
+    time.sleep(0.2)
+
+
 def time_baseline(overrides: list[str], steps: int, seed: int) -> dict:
     r = baseline.run_in_baseline("train", [*overrides, "max_episodes=1000000", f"seed={seed}"], steps)
     return {
@@ -174,11 +221,15 @@ def lockstep(args) -> dict:
         for rep in range(args.repeats):
             # flip the order between repeats: a load spike from other processes hits both sides alike
             plan: list[tuple[str, int, int]] = [("baseline", 1, 1)] + [("engine", k, t) for t in threads for k in ks]
+            if all_cores > 1:  # all cores as processes: one engine per core, K / cores slots each
+                plan += [("engine-procs", k, all_cores) for k in ks if k >= all_cores]
             if rep % 2:
                 plan.reverse()
             for who, k, t in plan:
                 if who == "baseline":
                     r = time_baseline(ov, args.steps, seed=rep)
+                elif who == "engine-procs":
+                    r = time_engine_procs(ov, k, t, args.steps, seed0=100 * rep)
                 else:
                     r = time_engine(ov, k, t, args.steps, runs=args.runs_per_slot * k, seed0=100 * rep)
                 row = {"config": name, "who": who, "K": k, "threads": t, "repeat": rep, **r}
@@ -214,16 +265,18 @@ def lockstep_table(out: dict) -> list[dict]:
                 "ratio_cpu": 1.0,
             }
         )
-        keys = dict.fromkeys((r["K"], r["threads"]) for r in rows if r["config"] == name and r["who"] == "engine")
-        for k, t in keys:
-            rs = [r for r in rows if r["config"] == name and r["who"] == "engine" and (r["K"], r["threads"]) == (k, t)]
+        keys = dict.fromkeys(
+            (r["who"], r["K"], r["threads"]) for r in rows if r["config"] == name and r["who"] != "baseline"
+        )
+        for who, k, t in keys:
+            rs = [r for r in rows if r["config"] == name and (r["who"], r["K"], r["threads"]) == (who, k, t)]
             sps = statistics.median(r["env_steps_per_s"] for r in rs)
             cps = statistics.median(r["env_steps_per_cpu_s"] for r in rs)
             us = statistics.median(r["us_per_update"] for r in rs)
             table.append(
                 {
                     "config": name,
-                    "who": "engine",
+                    "who": "engine" if who == "engine" else f"engine, {t} processes",
                     "K": k,
                     "threads": t,
                     "env_steps_per_s": sps,
