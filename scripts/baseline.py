@@ -1,7 +1,7 @@
 """Today's single-run trainer, from main's code at a fixed commit, as the baseline the engine is measured against.
 
 ``BASELINE_REF`` is main at the last commit before the lockstep engine
-(issue 12): the issue-10 layout, with ``per_exp.engine.trainer.Trainer``
+(issue 12): the issue-10 layout (contract, codec checkpoints, stop signals), with ``per_exp.engine.trainer.Trainer``
 training one run per process. ``tree()`` extracts that commit's ``per_exp``
 and ``conf`` (``git archive``) into a cache folder; ``run_in_baseline``
 runs a function of this module in a fresh interpreter that imports the
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE_REF = "0b61547"  # main just before the engine replaced the single-run Trainer
+BASELINE_REF = "0da30dd"  # main just before the engine replaced the single-run Trainer
 
 
 def tree(ref: str = BASELINE_REF) -> Path:
@@ -61,6 +61,7 @@ def train(overrides: list[str], steps: int | None = None) -> dict[str, Any]:
 
     import torch
 
+    from per_exp import contract as C  # the baseline's own contract
     from per_exp.engine.trainer import Trainer
 
     torch.set_num_threads(1)
@@ -84,7 +85,7 @@ def train(overrides: list[str], steps: int | None = None) -> dict[str, Any]:
         "env_steps": tr.total_steps,
         "wall_seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - c0,
-        "lengths": [int(r["episode/steps"]) for r in rows],
+        "lengths": [int(r[C.EPISODE_STEPS]) for r in rows],
     }
 
 

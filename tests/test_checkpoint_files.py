@@ -15,17 +15,17 @@ import torch
 
 from per_exp import checkpoint, codec
 from per_exp import contract as C
-from per_exp.engine.trainer import Trainer
+from per_exp.engine.trainer import run_one
 from tests.support.cli import compose
 from tests.support.crafted import WritesMarker, manifest, npy, same, zip_entries
 
 
 @functools.cache
 def _trainer_state() -> dict:
-    """A real trainer's state_dict (rank sampler: the most arrays), made once per module."""
+    """A real run's state (rank sampler: the most arrays), made once per module."""
     cfg = compose(["sampler=rank", "max_episodes=3", "capacity=300", "checkpoint.every_episodes=2"])
     got: dict = {}
-    Trainer(cfg, on_checkpoint=lambda t: got.setdefault("s", t.state_dict())).run()
+    run_one(cfg, on_checkpoint=lambda state: got.setdefault("s", state))
     return got["s"]
 
 

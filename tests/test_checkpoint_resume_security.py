@@ -11,7 +11,7 @@ import torch
 
 from per_exp import checkpoint
 from per_exp import contract as C
-from per_exp.engine.trainer import Trainer
+from per_exp.engine.trainer import run_one
 from tests.support.cli import compose, run_cli
 from tests.support.crafted import WritesMarker
 from tests.support.sweeps import histories, jobs_and_parents, out, same_series, signal_hook_env
@@ -32,14 +32,14 @@ LABEL = "s4-sumtree-dueling"
 def _reference() -> dict[str, list]:
     ref: dict[str, list] = {}
     cfg = compose([o for o in OVERRIDES if not o.startswith(("checkpoint.", "tracking."))])
-    Trainer(
+    run_one(
         cfg,
-        sink=lambda e, m: [
+        on_episode=lambda e, m: [
             ref.setdefault(k, []).append((e, v))
             for k, v in m.items()
             if k not in C.CLOCK_METRICS and not k.endswith("_seconds")
         ],
-    ).run()
+    )
     return ref
 
 

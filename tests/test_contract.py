@@ -10,7 +10,7 @@ import pytest
 
 from per_exp import contract as C
 from per_exp.config import flatten, science_params
-from per_exp.engine.trainer import Trainer
+from per_exp.engine.trainer import run_one
 from per_exp.job import _summary_metrics
 from tests.support.cli import ROOT, compose, compose_resolved
 
@@ -27,10 +27,10 @@ def _declared_metrics() -> set[str]:
 @pytest.mark.parametrize("sampler", ["uniform", "linear_scan", "sumtree", "rank"])
 def test_every_metric_the_trainer_logs_is_declared(sampler):
     logged: list[dict] = []
-    s = Trainer(
+    s = run_one(
         compose([f"sampler={sampler}", "max_episodes=3", "tracking.enabled=false"]),
-        sink=lambda e, m: logged.append(m),
-    ).run()
+        on_episode=lambda e, m: logged.append(m),
+    )
     keys = set().union(*logged)
     assert keys <= _declared_metrics(), keys - _declared_metrics()
     assert C.CURVE_METRIC in keys and C.EPISODE_COLUMN not in keys
@@ -43,10 +43,10 @@ def test_every_metric_the_trainer_logs_is_declared(sampler):
 def test_the_max_priority_metric_says_its_unit():
     def last(sampler: str) -> dict:
         logged: list[dict] = []
-        Trainer(
+        run_one(
             compose([f"sampler={sampler}", "max_episodes=3", "tracking.enabled=false"]),
-            sink=lambda e, m: logged.append(m),
-        ).run()
+            on_episode=lambda e, m: logged.append(m),
+        )
         return logged[-1]
 
     proportional, rank = last("sumtree"), last("rank")

@@ -18,7 +18,7 @@ from per_exp import config, config_reference
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
-# `per_exp/engine/trainer.py:Trainer.run_episode`, `tests/test_x.py::test_y`
+# `per_exp/engine/trainer.py:Engine._step`, `tests/test_x.py::test_y`
 CODE_REF = re.compile(r"`([\w/]+\.py)(?::{1,2})([A-Za-z_][\w.]*)`")
 
 
@@ -115,5 +115,5 @@ def test_pages_point_at_code_that_exists():
 
 def test_the_reference_check_itself_catches_a_moved_function(tmp_path):
     names = _defined_names(ROOT / "per_exp/engine/trainer.py")
-    assert "Trainer.run_episode" in names
-    assert "Trainer.no_such_step" not in names
+    assert "Engine._step" in names
+    assert "Engine.no_such_step" not in names

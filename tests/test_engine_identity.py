@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from per_exp import contract as C
 from per_exp.engine.trainer import Engine, RunSpec, group_key, run_one
 from tests.support.cli import compose
 
-CLOCK = ("perf/sps", "sampler/sample_seconds", "sampler/update_seconds")
-
 
 def _deterministic(m: dict) -> dict:
-    return {k: v for k, v in m.items() if k not in CLOCK}
+    return {k: v for k, v in m.items() if k not in C.CLOCK_METRICS}
 
 
 def _series(cfg, **engine_kw) -> tuple[list, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from per_exp import contract as C
 from per_exp.engine.trainer import Engine, Result, RunSpec, run_one
 from tests.support.cli import compose
 
@@ -12,7 +13,7 @@ TINY = ["sampler=sumtree", "capacity=400", "tracking.enabled=false"]
 
 
 def _series(spec_out: list):
-    return lambda e, m: spec_out.append((e, m["episode/steps"], m.get("train/loss")))
+    return lambda e, m: spec_out.append((e, m[C.EPISODE_STEPS], m.get(C.TRAIN_LOSS)))
 
 
 def test_a_slot_is_never_idle_while_runs_wait():

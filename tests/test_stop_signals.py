@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from per_exp import slurm
-from per_exp.engine.trainer import Stopped, Trainer
+from per_exp.engine.trainer import Engine, RunSpec, Stopped, run_one
 from per_exp.signals import StopSignals, Terminated
 from tests.support.cli import compose
 
@@ -36,28 +36,52 @@ def test_sigusr2_is_handed_on_to_the_previous_handler_after_the_run():
         signal.signal(signal.SIGUSR2, previous)
 
 
-def test_trainer_stops_between_episodes_after_a_checkpoint():
+def test_a_run_stops_between_episodes_after_a_checkpoint():
     cfg = compose(["max_episodes=20", "capacity=500", "sampler=uniform", "checkpoint.every_episodes=1000"])
     stop_after = 3
-    episodes, saved = [], []
-    trainer = Trainer(
-        cfg,
-        sink=lambda e, m: episodes.append(e),
-        on_checkpoint=lambda t: saved.append(t.state_dict()["counters"]["episode"]),
-        should_stop=lambda: len(episodes) >= stop_after,
-    )
+    episodes: list[int] = []
+    saved: list[int] = []
     with pytest.raises(Stopped):
-        trainer.run()
+        run_one(
+            cfg,
+            on_episode=lambda e, m: episodes.append(e),
+            on_checkpoint=lambda state: saved.append(state["counters"]["episode"]),
+            should_stop=lambda: len(episodes) >= stop_after,
+        )
     assert episodes == [0, 1, 2] and saved == [3]  # the checkpoint is taken where the stop happened
 
 
 def test_checkpoints_off_stay_off_on_a_stop():
     cfg = compose(["max_episodes=20", "capacity=500", "sampler=uniform", "checkpoint.every_episodes=0"])
-    saved = []
-    trainer = Trainer(cfg, on_checkpoint=lambda t: saved.append(1), should_stop=lambda: True)
+    saved: list[int] = []
     with pytest.raises(Stopped):
-        trainer.run()
+        run_one(cfg, on_checkpoint=lambda state: saved.append(1), should_stop=lambda: True)
     assert saved == []
+
+
+def test_a_stop_ends_every_run_of_a_group_at_its_next_boundary_and_queued_runs_never_start():
+    """Two slots, four runs, one stop request: the two running checkpoint and stop; the queued two never start."""
+    cfg = ["max_episodes=20", "capacity=500", "sampler=uniform", "checkpoint.every_episodes=1000"]
+    episodes: dict[int, list[int]] = {}
+    saved: dict[int, list[int]] = {}
+    stop = {"now": False}
+
+    def spec(seed: int) -> RunSpec:
+        def on_episode(e: int, m: dict) -> None:
+            episodes.setdefault(seed, []).append(e)
+            stop["now"] = stop["now"] or (seed == 0 and e == 2)
+
+        return RunSpec(
+            compose([*cfg, f"seed={seed}"]),
+            on_episode=on_episode,
+            on_checkpoint=lambda state: saved.setdefault(seed, []).append(state["counters"]["episode"]),
+            should_stop=lambda: stop["now"],
+        )
+
+    results = Engine([spec(s) for s in range(4)], slots=2).run()
+    assert len(results) == 4 and all(isinstance(r.error, Stopped) for r in results)
+    assert set(episodes) == {0, 1}  # seeds 2 and 3 were queued: never started, nothing logged or saved
+    assert saved[0] == [3] and saved[1] == [len(episodes[1])]  # each running one checkpointed where it stopped
 
 
 @pytest.mark.parametrize(

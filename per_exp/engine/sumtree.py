@@ -1,8 +1,8 @@
 """Array-backed sum tree (with an optional min tree), batched update and find.
 
 Layout: ``tree[1]`` is the root; node i has children 2i and 2i+1; the
-``cap`` leaves (cap = next power of two >= capacity) live at
-``tree[cap:2*cap]``, leaf k at ``tree[cap + k]``. ``tree[0]`` is unused.
+``n_leaves`` leaves (n_leaves = next power of two >= capacity) live at
+``tree[n_leaves:2*n_leaves]``, leaf k at ``tree[n_leaves + k]``. ``tree[0]`` is unused.
 With capacity 1 the root *is* the only leaf.
 
 Invariant (checked by property tests): every internal node is recomputed
@@ -64,7 +64,7 @@ def validated_writes(
 
 
 @numba.njit(cache=True, nogil=True)
-def write(tree, mins, cap, leaves, values, track_min, nodes):  # pragma: no cover - compiled
+def write(tree, mins, n_leaves, leaves, values, track_min, nodes):  # pragma: no cover - compiled
     """Write leaves in order (so the last duplicate wins), then fix ancestors; no checks.
 
     A few leaves: their ancestors are recomputed level by level, once per
@@ -75,21 +75,21 @@ def write(tree, mins, cap, leaves, values, track_min, nodes):  # pragma: no cove
     """
     m = leaves.size
     depth = 0
-    while (1 << depth) < cap:
+    while (1 << depth) < n_leaves:
         depth += 1
     for k in range(m):
-        node = cap + leaves[k]
+        node = n_leaves + leaves[k]
         tree[node] = values[k]
         if track_min:
             mins[node] = values[k] if values[k] > 0.0 else _INF
-    if m * depth > cap:
-        for node in range(cap - 1, 0, -1):
+    if m * depth > n_leaves:
+        for node in range(n_leaves - 1, 0, -1):
             tree[node] = tree[2 * node] + tree[2 * node + 1]
             if track_min:
                 mins[node] = min(mins[2 * node], mins[2 * node + 1])
         return
     for k in range(m):
-        nodes[k] = cap + leaves[k]
+        nodes[k] = n_leaves + leaves[k]
     for _ in range(depth):
         prev = -1
         for k in range(m):
@@ -104,9 +104,9 @@ def write(tree, mins, cap, leaves, values, track_min, nodes):  # pragma: no cove
 
 
 @numba.njit(cache=True, nogil=True)
-def write_one(tree, mins, cap, leaf, value, track_min):  # pragma: no cover - compiled
+def write_one(tree, mins, n_leaves, leaf, value, track_min):  # pragma: no cover - compiled
     """write() of a single leaf (a new transition's priority), without scratch."""
-    node = cap + leaf
+    node = n_leaves + leaf
     tree[node] = value
     if track_min:
         mins[node] = value if value > 0.0 else _INF
@@ -119,7 +119,7 @@ def write_one(tree, mins, cap, leaf, value, track_min):  # pragma: no cover - co
 
 
 @numba.njit(cache=True, nogil=True)
-def descend(tree, cap, v, out):  # pragma: no cover - compiled
+def descend(tree, n_leaves, v, out):  # pragma: no cover - compiled
     """For each v[k], the leaf whose interval [c_{j-1}, c_j) holds it; never a zero-priority one.
 
     Going right needs v >= left AND a positive right subtree: round-off
@@ -135,7 +135,7 @@ def descend(tree, cap, v, out):  # pragma: no cover - compiled
     for k in range(b):
         out[k] = 1
     level = 1
-    while level < cap:
+    while level < n_leaves:
         for k in range(b):
             i = out[k]
             left = tree[2 * i]
@@ -144,7 +144,7 @@ def descend(tree, cap, v, out):  # pragma: no cover - compiled
             out[k] = 2 * i + go
         level *= 2
     for k in range(b):
-        out[k] -= cap
+        out[k] -= n_leaves
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,17 +156,17 @@ def points(total, u, stratified, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def draw(tree, cap, u, stratified, v, out_idx, out_prob):  # pragma: no cover - compiled
+def draw(tree, n_leaves, u, stratified, v, out_idx, out_prob):  # pragma: no cover - compiled
     """Proportional draws from uniforms u in [0, 1) (``v``: float64 scratch of len(u))."""
     total = tree[1]
     points(total, u, stratified, v)
-    descend(tree, cap, v, out_idx)
+    descend(tree, n_leaves, v, out_idx)
     for k in range(u.size):
-        out_prob[k] = tree[cap + out_idx[k]] / total
+        out_prob[k] = tree[n_leaves + out_idx[k]] / total
 
 
 @numba.njit(cache=True, nogil=True)
-def draw_weighted(tree, mins, cap, u, stratified, beta, weight_mode, v, out_idx, out_w):  # pragma: no cover
+def draw_weighted(tree, mins, n_leaves, u, stratified, beta, weight_mode, v, out_idx, out_w):  # pragma: no cover
     """Draw + IS weights in one call (``v``: float64 scratch of len(u)); the root must be > 0.
 
     weight_mode: 0 no weights (all 1), 1 divide by the batch max, 2 divide by
@@ -177,7 +177,7 @@ def draw_weighted(tree, mins, cap, u, stratified, beta, weight_mode, v, out_idx,
     """
     b = u.size
     points(tree[1], u, stratified, v)
-    descend(tree, cap, v, out_idx)
+    descend(tree, n_leaves, v, out_idx)
     if weight_mode == 0:
         for k in range(b):
             out_w[k] = 1.0
@@ -187,12 +187,12 @@ def draw_weighted(tree, mins, cap, u, stratified, beta, weight_mode, v, out_idx,
         p_min = mins[1]
     else:
         for k in range(b):
-            p_min = min(p_min, tree[cap + out_idx[k]])
+            p_min = min(p_min, tree[n_leaves + out_idx[k]])
     # (N P_i)^-beta / (N P_min)^-beta == (p_i / p_min)^-beta: N and the total cancel.
     w_sum = 0.0
     w_max = 0.0
     for k in range(b):
-        w = (tree[cap + out_idx[k]] / p_min) ** (-beta)
+        w = (tree[n_leaves + out_idx[k]] / p_min) ** (-beta)
         out_w[k] = w
         w_sum += w
         if w > w_max:
@@ -201,7 +201,7 @@ def draw_weighted(tree, mins, cap, u, stratified, beta, weight_mode, v, out_idx,
 
 
 @numba.njit(cache=True, nogil=True)
-def write_from_td(tree, mins, cap, track_min, leaves, td, alpha, eps, limit, scratch, nodes):  # pragma: no cover
+def write_from_td(tree, mins, n_leaves, track_min, leaves, td, alpha, eps, limit, scratch, nodes):  # pragma: no cover
     """Priorities (|td| + eps)^alpha, validated, then written; returns (bad index or -1, max priority).
 
     All or nothing: a leaf outside [0, limit) or a NaN/inf priority leaves the
@@ -218,12 +218,12 @@ def write_from_td(tree, mins, cap, track_min, leaves, td, alpha, eps, limit, scr
         scratch[k] = p
         if p > p_max:
             p_max = p
-    write(tree, mins, cap, leaves, scratch[:m], track_min, nodes)
+    write(tree, mins, n_leaves, leaves, scratch[:m], track_min, nodes)
     return -1, p_max
 
 
 def leaf_count(capacity: int) -> int:
-    """cap: the power of two >= capacity that the leaves occupy (a tree array has 2 * cap entries)."""
+    """n_leaves: the power of two >= capacity that the leaves occupy (a tree array has 2 * n_leaves entries)."""
     return 1 << max(0, (int(capacity) - 1).bit_length())
 
 
@@ -236,12 +236,12 @@ class SumTree:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
-        self.cap = leaf_count(capacity)
-        self.depth = self.cap.bit_length() - 1
+        self.n_leaves = leaf_count(capacity)
+        self.depth = self.n_leaves.bit_length() - 1
         self.track_min = bool(track_min)
-        self.tree = np.zeros(2 * self.cap, dtype=np.float64) if tree is None else tree
+        self.tree = np.zeros(2 * self.n_leaves, dtype=np.float64) if tree is None else tree
         # A 1-element dummy keeps the kernel signature fixed when min is off.
-        self.mins = np.full(2 * self.cap if track_min else 1, np.inf, dtype=np.float64) if mins is None else mins
+        self.mins = np.full(2 * self.n_leaves if track_min else 1, np.inf, dtype=np.float64) if mins is None else mins
         self._scratch = np.empty(256, dtype=np.float64)
         self._nodes = np.empty(256, dtype=np.int64)
 
@@ -257,7 +257,7 @@ class SumTree:
         return float(self.mins[1])
 
     def get(self, leaves: np.ndarray) -> np.ndarray:
-        return self.tree[self.cap + np.asarray(leaves, dtype=np.int64)]
+        return self.tree[self.n_leaves + np.asarray(leaves, dtype=np.int64)]
 
     def update(self, leaves: np.ndarray, values: np.ndarray, limit: int | None = None) -> None:
         """Set leaves to values; on duplicates the last write wins.
@@ -267,13 +267,13 @@ class SumTree:
         before anything is written (the kernel does not bounds-check).
         """
         leaves, values = validated_writes(leaves, values, self.capacity, limit, "leaf", "leaves")
-        write(self.tree, self.mins, self.cap, leaves, values, self.track_min, self._nodes_for(leaves.size))
+        write(self.tree, self.mins, self.n_leaves, leaves, values, self.track_min, self._nodes_for(leaves.size))
 
     def find(self, values: np.ndarray) -> np.ndarray:
         """Leaf index whose prefix-sum interval [c_{k-1}, c_k) holds each value."""
         values = np.array(values, dtype=np.float64).reshape(-1)  # a copy: descend consumes it
         out = np.empty(values.size, dtype=np.int64)
-        descend(self.tree, self.cap, values, out)
+        descend(self.tree, self.n_leaves, values, out)
         return out
 
     def draw(self, u: np.ndarray, stratified: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +283,7 @@ class SumTree:
         u = np.ascontiguousarray(u, dtype=np.float64)
         idx = np.empty(u.size, dtype=np.int64)
         prob = np.empty(u.size, dtype=np.float64)
-        draw(self.tree, self.cap, u, bool(stratified), np.empty(u.size), idx, prob)
+        draw(self.tree, self.n_leaves, u, bool(stratified), np.empty(u.size), idx, prob)
         return idx, prob
 
     def sample_weighted(self, u: np.ndarray, stratified: bool, beta: float, weight_mode: int):
@@ -295,7 +295,7 @@ class SumTree:
         idx = np.empty(u.size, dtype=np.int64)
         w = np.empty(u.size, dtype=np.float32)
         w_sum, w_max = draw_weighted(
-            self.tree, self.mins, self.cap, u, stratified, beta, weight_mode, np.empty(u.size), idx, w
+            self.tree, self.mins, self.n_leaves, u, stratified, beta, weight_mode, np.empty(u.size), idx, w
         )
         return idx, w, w_sum, w_max
 
@@ -306,7 +306,7 @@ class SumTree:
         bad, p_max = write_from_td(
             self.tree,
             self.mins,
-            self.cap,
+            self.n_leaves,
             self.track_min,
             leaves,
             td,

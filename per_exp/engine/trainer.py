@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from per_exp import contract as C
 from per_exp.config import Config
 from per_exp.engine.agent import SlotAgent
 from per_exp.engine.replay import Replay
@@ -90,6 +91,13 @@ def group_key(cfg: Config) -> tuple:
     return walk(cfg, "")
 
 
+class Stopped(KeyboardInterrupt):
+    """A run stopped between two of its episodes because its ``should_stop`` asked; its checkpoint is written.
+
+    A KeyboardInterrupt, like Ctrl-C: the job ends the run KILLED (resumable), not FAILED.
+    """
+
+
 @dataclass
 class Summary:
     solved: bool = False
@@ -117,6 +125,10 @@ class RunSpec:
     on_end(summary, run): when it solved or reached its cap; ``run`` gives the
         final state and the online network (``RunView``).
     on_error(exc): when it raised; it ends alone, the others continue.
+        A run stopped on request ends here too, with ``Stopped``.
+    should_stop(): asked after each of its episodes (a stop signal arrived, see
+        per_exp.signals): the run checkpoints there and ends with ``Stopped``;
+        a queued run whose should_stop() is true never starts.
     step_budget: end the run at the first episode end at or past this many env
         steps, solved or not (benchmarks: every slot busy for a fixed amount of work).
     """
@@ -128,6 +140,7 @@ class RunSpec:
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None
     on_end: Callable[[Summary, RunView], None] | None = None
     on_error: Callable[[BaseException], None] | None = None
+    should_stop: Callable[[], bool] | None = None
     step_budget: int | None = None
 
 
@@ -380,6 +393,10 @@ class Engine:
         """Start the next queued run in slot k (runs that end at once are finished and the next tried)."""
         while self.queue:
             spec = self.queue.popleft()
+            if spec.should_stop is not None and spec.should_stop():
+                # not started: its checkpoint (if any) is untouched, and it resumes from there
+                self._fail(k, spec, Stopped("stopped before it started, on request"))
+                continue
             try:
                 if self._enter(k, spec):
                     return
@@ -526,17 +543,17 @@ class Engine:
             wall = time.perf_counter() - run.t_episode
             beta0, horizon = cfg.sampler.beta0, cfg.sampler.beta_horizon
             m = {
-                "episode/steps": float(length),
-                "episode/return": float(self.ep_return[k]),
-                "episode/epsilon": float(self.epsilon[k]),
-                "train/beta": beta0 + min(max(int(self.updates[k]), 0) / float(horizon), 1.0) * (1.0 - beta0),
-                "train/updates": float(self.updates[k]),
-                "perf/sps": length / wall if wall > 0 else 0.0,
+                C.EPISODE_STEPS: float(length),
+                C.EPISODE_RETURN: float(self.ep_return[k]),
+                C.EPISODE_EPSILON: float(self.epsilon[k]),
+                C.TRAIN_BETA: beta0 + min(max(int(self.updates[k]), 0) / float(horizon), 1.0) * (1.0 - beta0),
+                C.TRAIN_UPDATES: float(self.updates[k]),
+                C.PERF_SPS: length / wall if wall > 0 else 0.0,
             }
             n = int(self.n_learned[k])
             if n:  # np.mean over the episode's updates, as the single-run trainer computed it
-                m["train/loss"] = float(mean_f64(self.ep_losses[k], n))
-                m["train/td_abs_mean"] = float(mean_f64(self.ep_td_means[k], n))
+                m[C.TRAIN_LOSS] = float(mean_f64(self.ep_losses[k], n))
+                m[C.TRAIN_TD_ABS_MEAN] = float(mean_f64(self.ep_td_means[k], n))
             m.update(self.replay.stats(k))
             run.lengths.append(length)
             run.recent.append(length)
@@ -551,8 +568,8 @@ class Engine:
                     ep,
                     length,
                     float(np.mean(run.recent)),
-                    m["episode/epsilon"],
-                    f"{m['train/loss']:.4f}" if "train/loss" in m else "  -   ",
+                    m[C.EPISODE_EPSILON],
+                    f"{m[C.TRAIN_LOSS]:.4f}" if C.TRAIN_LOSS in m else "  -   ",
                     self.total_steps[k] / max(time.perf_counter() - run.t_enter, 1e-9),
                 )
             self.episode[k] += 1
@@ -566,6 +583,13 @@ class Engine:
                 self._fill(k)
                 return
             every = cfg.checkpoint.every_episodes
+            if run.spec.should_stop is not None and run.spec.should_stop():
+                # checkpoints off (every == 0) stay off: the run then resumes from episode 0, in place
+                if run.spec.on_checkpoint is not None and every:
+                    run.spec.on_checkpoint(self._state_dict(k))
+                self._fail(k, run.spec, Stopped(f"stopped before episode {int(self.episode[k])} on request"))
+                self._fill(k)
+                return
             if run.spec.on_checkpoint is not None and every and self.episode[k] % every == 0:
                 run.spec.on_checkpoint(self._state_dict(k))
             self._begin_episode(k)
@@ -613,7 +637,10 @@ class Engine:
 
     def _fail(self, k: int, spec: RunSpec, e: BaseException) -> None:
         self.active[k] = False
-        log.error("run %s failed: %s: %s", spec.label or spec.cfg.seed, type(e).__name__, e)
+        if isinstance(e, Stopped):
+            log.info("run %s: %s", spec.label or spec.cfg.seed, e)
+        else:
+            log.error("run %s failed: %s: %s", spec.label or spec.cfg.seed, type(e).__name__, e)
         self.results.append(Result(spec, error=e))
         if spec.on_error is not None:
             try:
@@ -677,9 +704,13 @@ def run_one(
     state: dict[str, Any] | None = None,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     on_end: Callable[[Summary, RunView], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Summary:
-    """A single run through the engine (a group of one); re-raises its error."""
-    res = Engine([RunSpec(cfg, label, state, on_episode, on_checkpoint, on_end)], slots=1).run()[0]
+    """A single run through the engine (a group of one); re-raises its error (``Stopped`` on a stop request)."""
+    spec = RunSpec(
+        cfg, label, state, on_episode=on_episode, on_checkpoint=on_checkpoint, on_end=on_end, should_stop=should_stop
+    )
+    res = Engine([spec], slots=1).run()[0]
     if res.error is not None:
         raise res.error
     assert res.summary is not None

@@ -5,7 +5,8 @@ holds the per-slot bookkeeping and turns a kernel's per-slot error code
 into a ValueError naming the bad entry. Priorities are (|delta| + eps) **
 alpha for the proportional samplers and |delta| for rank (its keys);
 ``max_priority`` is the largest ever written (the paper's max_{i<t} p_i),
-in those units.
+in those units, logged under a metric key of its own for each unit
+(``max_priority_metric``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from typing import Any, ClassVar
 import numpy as np
 from numba import njit
 
+from per_exp import contract as C
 from per_exp.config import SamplerConfig
 from per_exp.engine import pcg
 from per_exp.engine.samplers._slots import SlotClock, check_capacity
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def is_weights_into(probs, size, beta, min_prob, out_w):  # pragma: no cover - compiled
-    """out_w = (N P_i)^-beta / max w, as float32 (priorities.is_weights); max over the buffer if min_prob > 0.
+def importance_weights_into(probs, size, beta, min_prob, out_w):  # pragma: no cover - compiled
+    """out_w = (N P_i)^-beta / max w, as float32 (priorities.importance_weights); max over the buffer if min_prob > 0.
 
     Returns (sum, max) of the stored weights, for the episode metrics.
     """
@@ -49,6 +51,7 @@ def is_weights_into(probs, size, beta, min_prob, out_w):  # pragma: no cover - c
 class Prioritized:
     name: ClassVar[str] = ""
     prioritized: ClassVar[bool] = True
+    max_priority_metric: ClassVar[str] = C.SAMPLER_PRIORITY_MAX
 
     def __init__(self, cfg: SamplerConfig, num_slots: int, capacity: int):
         self.cfg = cfg
@@ -147,13 +150,13 @@ class Prioritized:
     def stats(self, k: int) -> dict[str, float]:
         t_sample, t_update = self.clock.take(k)
         out = {
-            "sampler/sample_seconds": t_sample,
-            "sampler/update_seconds": t_update,
-            "sampler/priority_max": float(self.max_priority[k]),
+            C.SAMPLER_SAMPLE_SECONDS: t_sample,
+            C.SAMPLER_UPDATE_SECONDS: t_update,
+            self.max_priority_metric: float(self.max_priority[k]),
         }
         if self.w_n[k]:
-            out["sampler/is_weight_mean"] = float(self.w_sum[k] / self.w_n[k])
-            out["sampler/is_weight_max"] = float(self.w_max[k])
+            out[C.SAMPLER_IS_WEIGHT_MEAN] = float(self.w_sum[k] / self.w_n[k])
+            out[C.SAMPLER_IS_WEIGHT_MAX] = float(self.w_max[k])
         self.w_sum[k] = self.w_max[k] = 0.0
         self.w_n[k] = 0
         return out

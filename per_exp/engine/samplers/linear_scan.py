@@ -15,7 +15,7 @@ from numba import njit
 
 from per_exp.config import SamplerConfig
 from per_exp.engine import pcg
-from per_exp.engine.samplers._prioritized import Prioritized, is_weights_into
+from per_exp.engine.samplers._prioritized import Prioritized, importance_weights_into
 
 
 @njit(cache=True, nogil=True)
@@ -99,7 +99,7 @@ def sample_slots(
             s, m = float(b), 1.0
         else:
             mp = min_prob_row(prios[k], n, off_by_one) if weight_mode == 2 else -1.0
-            s, m = is_weights_into(probs, n, beta[k], mp, out_w[k])
+            s, m = importance_weights_into(probs, n, beta[k], mp, out_w[k])
         w_sum[k] += s
         if m > w_max[k]:
             w_max[k] = m

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from per_exp import contract as C
 from per_exp.config import SamplerConfig
 from per_exp.engine import pcg
 from per_exp.engine import rankorder as ro
-from per_exp.engine.samplers._prioritized import Prioritized, is_weights_into
+from per_exp.engine.samplers._prioritized import Prioritized, importance_weights_into
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -56,7 +57,7 @@ def sample_slots(
             s, m = float(b), 1.0
         else:
             mp = (n[k] ** (-alpha[k])) / cdf[k, n[k] - 1] if weight_mode == 2 else -1.0
-            s, m = is_weights_into(probs, size[k], beta[k], mp, out_w[k])
+            s, m = importance_weights_into(probs, size[k], beta[k], mp, out_w[k])
         w_sum[k] += s
         if m > w_max[k]:
             w_max[k] = m
@@ -113,6 +114,7 @@ def add_slots(key, stamp, skey, sstamp, order, n, clock, written, mask, first, a
 
 class RankSampler(Prioritized):
     name = "rank"
+    max_priority_metric = C.SAMPLER_RANK_KEY_MAX  # |delta|, not a proportional priority
 
     def __init__(self, cfg: SamplerConfig, num_slots: int, capacity: int):
         super().__init__(cfg, num_slots, capacity)

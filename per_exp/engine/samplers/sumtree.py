@@ -19,18 +19,18 @@ from per_exp.engine.samplers._prioritized import Prioritized
 
 
 @njit(cache=True, nogil=True)
-def add_slots(trees, mins, cap, track_min, written, mask, first, added):  # pragma: no cover - compiled
+def add_slots(trees, mins, n_leaves, track_min, written, mask, first, added):  # pragma: no cover - compiled
     for k in range(trees.shape[0]):
         if mask[k]:
             i = written[k]
-            st.write_one(trees[k], mins[k], cap, i, first[k], track_min)
+            st.write_one(trees[k], mins[k], n_leaves, i, first[k], track_min)
             if i + 1 > added[k]:
                 added[k] = i + 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def sample_slots(
-    trees, mins, cap, rng, size, beta, mask, stratified, weight_mode, u, v, out_idx, out_w, w_sum, w_max, w_n
+    trees, mins, n_leaves, rng, size, beta, mask, stratified, weight_mode, u, v, out_idx, out_w, w_sum, w_max, w_n
 ):  # pragma: no cover - compiled
     b = out_idx.shape[1]
     for k in range(trees.shape[0]):
@@ -40,7 +40,7 @@ def sample_slots(
             u[i] = pcg.next_double(rng[k])
         if trees[k, 1] > 0.0:
             s, m = st.draw_weighted(
-                trees[k], mins[k], cap, u, stratified, beta[k], weight_mode, v, out_idx[k], out_w[k]
+                trees[k], mins[k], n_leaves, u, stratified, beta[k], weight_mode, v, out_idx[k], out_w[k]
             )
         else:  # every priority is zero: nothing to prefer, draw uniformly with weight 1
             n = size[k]
@@ -56,13 +56,13 @@ def sample_slots(
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def update_slots(
-    trees, mins, cap, track_min, idx, td, mask, alpha, eps, added, max_priority, scratch, nodes, bad
+    trees, mins, n_leaves, track_min, idx, td, mask, alpha, eps, added, max_priority, scratch, nodes, bad
 ):  # pragma: no cover - compiled
     for k in range(trees.shape[0]):
         bad[k] = -1
         if mask[k]:
             b_k, p_max = st.write_from_td(
-                trees[k], mins[k], cap, track_min, idx[k], td[k], alpha[k], eps[k], added[k], scratch, nodes
+                trees[k], mins[k], n_leaves, track_min, idx[k], td[k], alpha[k], eps[k], added[k], scratch, nodes
             )
             bad[k] = b_k
             if b_k < 0 and p_max > max_priority[k]:
@@ -76,9 +76,9 @@ class SumTreeSampler(Prioritized):
         super().__init__(cfg, num_slots, capacity)
         # The min tree only pays for itself when weights are normalised by the buffer.
         self.track_min = cfg.weight_norm == "buffer"
-        self.cap = st.leaf_count(self.capacity)
-        self.trees = np.zeros((num_slots, 2 * self.cap))
-        self.mins = np.full((num_slots, 2 * self.cap if self.track_min else 1), np.inf)
+        self.n_leaves = st.leaf_count(self.capacity)
+        self.trees = np.zeros((num_slots, 2 * self.n_leaves))
+        self.mins = np.full((num_slots, 2 * self.n_leaves if self.track_min else 1), np.inf)
         self._scratch = np.empty(max(self.capacity, 1))
         self._nodes = np.empty(max(self.capacity, 1) + 1, np.int64)
         self._bad = np.empty(num_slots, np.int64)
@@ -99,7 +99,9 @@ class SumTreeSampler(Prioritized):
 
     def add(self, written: np.ndarray, mask: np.ndarray) -> None:
         t0 = self.clock.now()
-        add_slots(self.trees, self.mins, self.cap, self.track_min, written, mask, self.first_priority(), self.added)
+        add_slots(
+            self.trees, self.mins, self.n_leaves, self.track_min, written, mask, self.first_priority(), self.added
+        )
         self.clock.charge(self.clock.update, t0, mask)
 
     def sample(
@@ -110,7 +112,7 @@ class SumTreeSampler(Prioritized):
         sample_slots(
             self.trees,
             self.mins,
-            self.cap,
+            self.n_leaves,
             self.rng,
             size,
             beta,
@@ -132,7 +134,7 @@ class SumTreeSampler(Prioritized):
         update_slots(
             self.trees,
             self.mins,
-            self.cap,
+            self.n_leaves,
             self.track_min,
             idx,
             td,
@@ -155,7 +157,7 @@ class SumTreeSampler(Prioritized):
         bad, p_max = st.write_from_td(
             self.trees[k],
             self.mins[k],
-            self.cap,
+            self.n_leaves,
             self.track_min,
             idx,
             td,

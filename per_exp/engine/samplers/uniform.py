@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numba import njit
 
+from per_exp import contract as C
 from per_exp.config import SamplerConfig
 from per_exp.engine import pcg
 from per_exp.engine.samplers._slots import SlotClock, check_capacity
@@ -70,7 +71,7 @@ class UniformSampler:
 
     def stats(self, k: int) -> dict[str, float]:
         t_sample, _ = self.clock.take(k)
-        return {"sampler/sample_seconds": t_sample, "sampler/update_seconds": 0.0}
+        return {C.SAMPLER_SAMPLE_SECONDS: t_sample, C.SAMPLER_UPDATE_SECONDS: 0.0}
 
     def state_dict(self, k: int) -> dict[str, Any]:
         return {"rng": pcg.to_state(self.rng[k])}
