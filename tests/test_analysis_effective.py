@@ -1,4 +1,4 @@
-"""The "fixed configuration" rules (analysis.effective) checked against the real trainer.
+"""The "fixed configuration" rules (analysis.effective) checked against the real engine.
 
 For each key the analysis calls inert under some setting: under that setting, changing the key leaves
 every learning series of a short real run unchanged; under a setting where the rule does not apply,
@@ -15,7 +15,7 @@ import pytest
 from analysis.effective import inert_reason
 from per_exp import contract as C
 from per_exp.config import science_params
-from per_exp.engine.trainer import Trainer
+from per_exp.engine.trainer import run_one
 from tests.support.cli import compose, compose_resolved
 
 EPISODES = 6  # enough for ~70 gradient updates from one seed
@@ -45,10 +45,10 @@ CASES = [
 @functools.cache
 def _series(overrides: tuple[str, ...]) -> dict[str, np.ndarray]:
     rows: list[dict] = []
-    Trainer(
+    run_one(
         compose([*overrides, f"max_episodes={EPISODES}", "tracking.enabled=false"]),
-        sink=lambda e, m: rows.append(m),
-    ).run()
+        on_episode=lambda e, m: rows.append(m),
+    )
     return {k: np.array([r.get(k, np.nan) for r in rows]) for k in LEARNING}
 
 
