@@ -72,7 +72,7 @@ class Lease:
 
     def value(self) -> str:
         return json.dumps(
-            {"owner": self.owner.to_dict(), "nonce": self.nonce, "t": round(self.claimed_at, 3)}, sort_keys=True
+            {"owner": self.owner.to_dict(), "nonce": self.nonce, "t": self.claimed_at}, sort_keys=True
         )
 
     @classmethod
@@ -266,7 +266,8 @@ class Registry:
                 if v.state == ALIVE:
                     return Claim(None, held_by=cur, why=v.why)
                 previous = cur
-            lease = Lease(config_hash, 0 if cur is None else cur.lease.epoch + 1, here, uuid.uuid4().hex, clock())
+            epoch = 0 if cur is None else cur.lease.epoch + 1
+            lease = Lease(config_hash, epoch, here, uuid.uuid4().hex, round(clock(), 3))
             try:
                 self.client.log_param(self.run_id, lease.key(), lease.value())
             except Exception as e:  # refused (another value won), or the store failed: the read-back decides
