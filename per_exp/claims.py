@@ -29,6 +29,7 @@ taken). Everyone else waits for the tag.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -71,9 +72,7 @@ class Lease:
         return lease_key(self.config_hash, self.epoch)
 
     def value(self) -> str:
-        return json.dumps(
-            {"owner": self.owner.to_dict(), "nonce": self.nonce, "t": self.claimed_at}, sort_keys=True
-        )
+        return json.dumps({"owner": self.owner.to_dict(), "nonce": self.nonce, "t": self.claimed_at}, sort_keys=True)
 
     @classmethod
     def parse(cls, config_hash: str, epoch: int, value: str) -> Lease:
@@ -304,10 +303,8 @@ class Registry:
 
     def publish(self, key: str, value: str) -> str:
         """Write `key` = `value` unless some value is already there; returns the value that stands."""
-        try:
+        with contextlib.suppress(Exception):  # refused (another value stands) or failed: the read-back decides
             self.client.log_param(self.run_id, key, value)
-        except Exception:  # refused (another value stands) or failed: the read-back decides
-            pass
         stored = self.snapshot()[0].get(key)
         if stored is None:
             raise ClaimError(f"could not write {key} to the claims registry {self.run_id}")
@@ -316,7 +313,9 @@ class Registry:
     def published(self, prefix: str) -> list[tuple[int, str]]:
         """[(k, value)] of the params `<prefix><k>`, by k."""
         params = self.snapshot()[0]
-        out = [(int(k[len(prefix) :]), v) for k, v in params.items() if k.startswith(prefix) and k[len(prefix) :].isdigit()]
+        out = [
+            (int(k[len(prefix) :]), v) for k, v in params.items() if k.startswith(prefix) and k[len(prefix) :].isdigit()
+        ]
         return sorted(out)
 
 

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal
 
-ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
 State = Literal["alive", "dead", "unknown"]
+ALIVE: State = "alive"
+DEAD: State = "dead"
+UNKNOWN: State = "unknown"
 
 
 @dataclass(frozen=True)

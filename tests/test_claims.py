@@ -19,7 +19,7 @@ from per_exp.claims import ALIVE, DEAD, FREE, MINE, Holder, Lease, Registry, hol
 from per_exp.heartbeat import Heartbeat
 from per_exp.owner import Owner
 
-WORKER = Path(__file__).with_name("claim_worker.py")
+WORKER = Path(__file__).parent / "support" / "claim_worker.py"
 HERE = Owner(host="node-a", pid=100, started="5000", boot="boot-1")
 
 
@@ -126,6 +126,7 @@ def _registry_runs(c: MlflowClient, exp_id: str) -> list:
     return c.search_runs([exp_id], "tags.`per_exp.role` = 'claims'")
 
 
+@pytest.mark.slow
 def test_eight_processes_electing_the_registry_agree_on_one(tmp_path: Path):
     uri, c, exp = _sqlite(tmp_path)
     got, _ = race(uri, exp, "open", "", 8, tmp_path)
@@ -139,6 +140,7 @@ def test_eight_processes_electing_the_registry_agree_on_one(tmp_path: Path):
     assert names[f".per_exp-claims-election-{exp}"] == "deleted"
 
 
+@pytest.mark.slow
 def test_eight_processes_claiming_one_hash_leave_exactly_one_owner(tmp_path: Path):
     uri, c, exp = _sqlite(tmp_path)
     Registry.open(c, exp)
@@ -152,6 +154,7 @@ def test_eight_processes_claiming_one_hash_leave_exactly_one_owner(tmp_path: Pat
     assert json.loads(params["lease.abc123.0"])["owner"]["pid"] == winners[0]["pid"]
 
 
+@pytest.mark.slow
 def test_eight_processes_publishing_one_key_read_back_one_value(tmp_path: Path):
     uri, c, exp = _sqlite(tmp_path)
     Registry.open(c, exp)
@@ -160,6 +163,7 @@ def test_eight_processes_publishing_one_key_read_back_one_value(tmp_path: Path):
     assert got[0]["value"] in {f"from-{g['pid']}" for g in got}
 
 
+@pytest.mark.slow
 def test_a_live_owner_keeps_its_hash_and_a_killed_one_is_taken_over_at_once(tmp_path: Path):
     uri, c, exp = _sqlite(tmp_path)
     reg = Registry.open(c, exp)

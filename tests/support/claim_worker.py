@@ -1,6 +1,6 @@
 """A process that races others on the claims registry (run by tests/test_claims.py).
 
-    python tests/claim_worker.py <uri> <experiment id> <action> <arg> <go file> [hold seconds]
+    python tests/support/claim_worker.py <uri> <experiment id> <action> <arg> <go file> [hold seconds]
 
 Imports and connects first, touches `<go file>.ready.<pid>`, then spins until `<go file>`
 exists and the wall time in it has passed, so that every worker calls the store at
@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
@@ -25,10 +26,10 @@ def main() -> None:
     hold = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
     client = MlflowClient(uri)
     client.get_experiment(exp_id)  # connected (and the sqlite schema checked) before the start line
-    open(f"{go}.ready.{os.getpid()}", "w").close()
+    Path(f"{go}.ready.{os.getpid()}").touch()
     while not os.path.exists(go):
         time.sleep(0.001)
-    start = float(open(go).read())
+    start = float(Path(go).read_text())
     while time.time() < start:
         pass
     out: dict = {"pid": os.getpid()}

@@ -1,0 +1,150 @@
+"""Deliberate stops (SIGINT, SIGTERM) of a job or of a whole launch, and no process left behind.
+
+A job turns the first SIGINT or SIGTERM into `Stopped` (a KeyboardInterrupt,
+so no `except Exception` on the way swallows it) and ignores any further one
+while it ends its run KILLED: a terminal's Ctrl-C reaches every process of
+the launch, and the launcher forwards a SIGTERM on top.
+
+The launcher, on its first SIGINT or SIGTERM, forwards SIGTERM to every
+process it started (launcher workers, their children), gives them
+`grace` seconds to end their runs, and raises `Stopped` in its main thread;
+`reap` ends whatever is still there when the launch exits, so that no
+worker (joblib/loky keeps a pool of them) outlives it. Descendants are found
+through /proc (Linux); elsewhere there is nothing to forward to or reap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """A deliberate stop by a signal; `signum` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _handling(handler: Callable[[int, object], None]) -> Iterator[None]:
+    if not _in_main_thread():  # signals reach the main thread only: leave them alone
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def ignore_further_stops() -> None:
+    """While a stop is being handled, a second signal must not interrupt the clean-up."""
+    if _in_main_thread():
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def job_stops() -> Iterator[None]:
+    """Around one job's training: the first SIGINT/SIGTERM raises `Stopped`, later ones are ignored."""
+
+    def handler(signum, frame):
+        ignore_further_stops()
+        raise Stopped(signum)
+
+    with _handling(handler):
+        yield
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """Every live process below `pid` (default: this one), children first; [] without /proc."""
+    root = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[0] != "Z":  # a zombie has already ended
+            children.setdefault(int(fields[1]), []).append(int(name))
+    out: list[int] = []
+    todo = list(children.get(root, []))
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, signum)
+
+
+def _wait_gone(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    left = pids
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = set(descendants())
+        left = [p for p in left if p in alive]
+    return left
+
+
+def reap(grace: float = 10.0) -> list[int]:
+    """SIGTERM every process this one started, SIGKILL what is left after `grace` s; returns the killed."""
+    pids = descendants()
+    if not pids:
+        return []
+    _signal_all(pids, signal.SIGTERM)
+    left = _wait_gone(pids, grace)
+    _signal_all(left, signal.SIGKILL)
+    return left
+
+
+@contextlib.contextmanager
+def launch_stops(settled: Callable[[], bool], grace: float) -> Iterator[None]:
+    """Around a launch: on the first SIGINT/SIGTERM forward SIGTERM to the workers, wait until
+    `settled()` (the in-flight runs have ended) or `grace` s, then raise `Stopped` here."""
+
+    def handler(signum, frame):
+        ignore_further_stops()
+        _signal_all(descendants(), signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                if settled():
+                    break
+            except Exception:  # the store may be what failed: the deadline bounds the wait
+                pass
+            time.sleep(0.2)
+        raise Stopped(signum)
+
+    with _handling(handler):
+        yield

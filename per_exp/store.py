@@ -1,0 +1,134 @@
+"""The tracking store and the checkpoint folder, checked before any run exists, and set up safely.
+
+Three jobs, all at the edge of a launch:
+
+- `check_uri`: the store kinds per_exp supports. Claims (`per_exp.claims`)
+  need a store that refuses a second value for a param atomically: SQLite,
+  a tracking server, PostgreSQL. MLflow's file store writes params as plain
+  files without a lock, so it is refused.
+- `check_store` / `check_folder`: the store answers and can be written, the
+  checkpoint folder can be written and has room, each refused in one line
+  (`ConfigError`, exit 2) instead of a traceback after the first run exists.
+- `setup_lock`: store and experiment set-up under a file lock for a SQLite
+  store, so concurrent launches on a fresh file do not race in MLflow's
+  schema migration (measured: 7 of 8 processes crash without it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from per_exp.config import ConfigError
+
+SQLITE = "sqlite:///"
+SUPPORTED = "sqlite:///<file>, http(s)://<server>[:port] or postgresql://<user>:<password>@<host>[:port]/<database>"
+# Less room than this and a launch is refused: a checkpoint of the default replay capacity is
+# about 1 MB, an MLflow run's rows a few kB; the margin keeps the disk from filling mid-run.
+MIN_FREE_BYTES = 32 * 2**20
+
+
+def _scheme(uri: str) -> str:
+    return uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+
+
+def check_uri(uri: str) -> None:
+    """Refuse a store kind per_exp cannot coordinate through (see the module's docstring)."""
+    scheme = _scheme(uri)
+    if scheme == "sqlite" and uri.startswith(SQLITE) and len(uri) > len(SQLITE):
+        return
+    if scheme in ("http", "https") and len(uri.split("://", 1)[1].strip("/")) > 0:
+        return
+    if scheme == "postgresql" and len(uri.split("://", 1)[1]) > 0:
+        return
+    why = ""
+    if scheme in ("", "file"):
+        why = " (a file store cannot hold claims atomically: its params are files written without a lock)"
+    raise ConfigError("tracking.uri", uri, SUPPORTED + why)
+
+
+def sqlite_file(uri: str) -> Path | None:
+    return Path(uri[len(SQLITE) :]) if uri.startswith(SQLITE) else None
+
+
+def _probe_write(folder: Path) -> str | None:
+    """None if a file can be created, written, synced and removed in `folder`, else why not."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".per_exp-probe-") as f:
+            f.write(b"x" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def _room(folder: Path) -> str | None:
+    free = shutil.disk_usage(folder).free
+    if free < MIN_FREE_BYTES:
+        return f"{free / 2**20:.1f} MB free, at least {MIN_FREE_BYTES // 2**20} MB needed"
+    return None
+
+
+def check_folder(key: str, value: object, folder: Path) -> None:
+    """`folder` exists or can be made, can be written, and has room; else ConfigError naming `key`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(key, value, f"a folder this process can create and write ({folder}: {e.strerror})") from None
+    why = _probe_write(folder) or _room(folder)
+    if why:
+        raise ConfigError(key, value, f"a folder this process can write, with room ({folder}: {why})")
+
+
+def check_store(uri: str, timeout: float) -> None:
+    """The store can be reached (a server answers within `timeout` s) and, for SQLite, written."""
+    check_uri(uri)
+    path = sqlite_file(uri)
+    if path is not None:
+        check_folder("tracking.uri", uri, path.parent)
+        if path.exists():
+            try:
+                with open(path, "r+b"):
+                    pass
+            except OSError as e:
+                raise ConfigError("tracking.uri", uri, f"a SQLite file this process can write ({e.strerror})") from None
+        return
+    if _scheme(uri) in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+                pass
+        except urllib.error.HTTPError:
+            return  # it answered (a proxy may not route /health): reachable
+        except (OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise ConfigError(
+                "tracking.uri", uri, f"a tracking server that answers within {timeout:.0f} s ({reason})"
+            ) from None
+
+
+@contextlib.contextmanager
+def setup_lock(uri: str) -> Iterator[None]:
+    """Held while a launch creates or migrates a SQLite store and its experiment; a no-op for a server.
+
+    The lock file sits next to the database; like SQLite itself it needs a local
+    file system (or one whose locks work, which NFS does not promise).
+    """
+    path = sqlite_file(uri)
+    if path is None:
+        yield
+        return
+    lock = path.with_name(path.name + ".per_exp-setup.lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
