@@ -33,7 +33,8 @@ def _check(group: str, value: str | None, options: Callable[[str], list[str]]) -
         return
     allowed = selectable(options(group))
     if value not in allowed:
-        raise ConfigError(group, value, "one of " + ", ".join(allowed) + (" (or null)" if group == "experiment" else ""))
+        null = " (or null)" if group == "experiment" else ""
+        raise ConfigError(group, value, "one of " + ", ".join(allowed) + null)
 
 
 def command_line_choices(overrides: list[str]) -> list[tuple[str, str | None]]:
