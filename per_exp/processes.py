@@ -1,16 +1,14 @@
-"""Deliberate stops (SIGINT, SIGTERM) of a job or of a whole launch, and no process left behind.
-
-A job turns the first SIGINT or SIGTERM into `Stopped` (a KeyboardInterrupt,
-so no `except Exception` on the way swallows it) and ignores any further one
-while it ends its run KILLED: a terminal's Ctrl-C reaches every process of
-the launch, and the launcher forwards a SIGTERM on top.
+"""The processes of a launch: a deliberate stop (SIGINT, SIGTERM) passed on to them, none left behind.
 
 The launcher, on its first SIGINT or SIGTERM, forwards SIGTERM to every
-process it started (launcher workers, their children), gives them
-`grace` seconds to end their runs, and raises `Stopped` in its main thread;
-`reap` ends whatever is still there when the launch exits, so that no
-worker (joblib/loky keeps a pool of them) outlives it. Descendants are found
-through /proc (Linux); elsewhere there is nothing to forward to or reap.
+process it started (launcher workers and their children; a job stops at its
+next episode boundary, see `per_exp.signals`), waits until their runs have
+ended or `grace` seconds have passed, and raises `Stopped` in its main thread.
+A terminal's Ctrl-C reaches every process of the launch at once, so a job may
+get both signals: `ignored_stops` keeps a second one from cutting its
+clean-up short. `reap` ends whatever is still there when the launch exits, so
+that no worker (joblib/loky keeps a pool of them) outlives it. Descendants are
+found through /proc (Linux); elsewhere there is nothing to forward to or reap.
 """
 
 from __future__ import annotations
@@ -56,21 +54,17 @@ def _handling(handler: Callable[[int, object], None]) -> Iterator[None]:
 
 
 def ignore_further_stops() -> None:
-    """While a stop is being handled, a second signal must not interrupt the clean-up."""
+    """From now on (until the enclosing handler is restored) SIGINT and SIGTERM are ignored."""
     if _in_main_thread():
         for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
-def job_stops() -> Iterator[None]:
-    """Around one job's training: the first SIGINT/SIGTERM raises `Stopped`, later ones are ignored."""
-
-    def handler(signum, frame):
+def ignored_stops() -> Iterator[None]:
+    """While a run is being closed (KILLED, FAILED), a stop signal must not cut that short."""
+    with _handling(lambda signum, frame: None):
         ignore_further_stops()
-        raise Stopped(signum)
-
-    with _handling(handler):
         yield
 
 

@@ -1,0 +1,61 @@
+"""What a store holds after a launch, counted the way the trust tests need it: runs per config
+hash, parents, metric points per (key, step), and each run's own `hydra/overrides.yaml`."""
+
+from __future__ import annotations
+
+import collections
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+
+@dataclass
+class Census:
+    jobs: list
+    parents: list
+    registries: list
+
+    def by_hash(self) -> dict[str, list]:
+        out: dict[str, list] = collections.defaultdict(list)
+        for r in self.jobs:
+            out[r.data.tags["config_hash"]].append(r)
+        return dict(out)
+
+
+def census(uri: str) -> Census:
+    c = MlflowClient(uri)
+    exps = [e.experiment_id for e in c.search_experiments()]
+    runs = c.search_runs(exps, max_results=5000) if exps else []
+    role = lambda r: r.data.tags.get("per_exp.role")  # noqa: E731
+    return Census(
+        [r for r in runs if role(r) == "job"],
+        [r for r in runs if role(r) == "sweep"],
+        [r for r in runs if role(r) == "claims"],
+    )
+
+
+def points_per_step(uri: str, run_id: str) -> dict[str, collections.Counter]:
+    """{metric key: Counter(step -> number of points)}; a clean run has 1 everywhere."""
+    c = MlflowClient(uri)
+    return {
+        k: collections.Counter(m.step for m in c.get_metric_history(run_id, k)) for k in c.get_run(run_id).data.metrics
+    }
+
+
+def duplicated_points(uri: str, run_id: str) -> int:
+    return sum(n - 1 for counts in points_per_step(uri, run_id).values() for n in counts.values() if n > 1)
+
+
+def steps_of(uri: str, run_id: str, key: str = "episode/steps") -> list[int]:
+    return sorted(m.step for m in MlflowClient(uri).get_metric_history(run_id, key))
+
+
+def run_overrides(uri: str, run_id: str) -> list[str]:
+    """The run's own hydra/overrides.yaml artifact, as its list of override strings."""
+    import yaml
+
+    with tempfile.TemporaryDirectory() as d:
+        p = MlflowClient(uri).download_artifacts(run_id, "hydra/overrides.yaml", d)
+        return list(yaml.safe_load(Path(p).read_text()) or [])
