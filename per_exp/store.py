@@ -77,15 +77,23 @@ def _room(folder: Path) -> str | None:
     return None
 
 
+def _existing(folder: Path) -> Path:
+    """`folder`, or the nearest folder above it that exists (where it would be created)."""
+    p = folder.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
 def check_folder(key: str, value: object, folder: Path) -> None:
-    """`folder` exists or can be made, can be written, and has room; else ConfigError naming `key`."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(key, value, f"a folder this process can create and write ({folder}: {e.strerror})") from None
-    why = _probe_write(folder) or _room(folder)
+    """`folder` (or, if it does not exist yet, the folder it would be made in) can be written and has
+    room; else ConfigError naming `key`. Nothing is left behind."""
+    where = _existing(folder)
+    if not where.is_dir():
+        raise ConfigError(key, value, f"a folder ({where} is not one)")
+    why = _probe_write(where) or _room(where)
     if why:
-        raise ConfigError(key, value, f"a folder this process can write, with room ({folder}: {why})")
+        raise ConfigError(key, value, f"a folder this process can write, with room ({where}: {why})")
 
 
 def check_store(uri: str, timeout: float) -> None:

@@ -217,3 +217,11 @@ def test_a_heartbeat_stops_when_its_hash_is_taken_over(tmp_path: Path):
             hb.check()
     finally:
         hb.stop()
+
+
+@pytest.mark.slow
+def test_eight_launches_setting_up_a_fresh_sqlite_store_all_succeed_under_the_setup_lock(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"  # does not exist yet
+    got, _ = race(uri, "", "setup", "lock", 8, tmp_path)
+    assert [g.get("error") for g in got if not g["ok"]] == []
+    assert MlflowClient(uri).get_experiment_by_name("Default") is not None

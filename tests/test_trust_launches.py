@@ -91,7 +91,9 @@ def test_two_different_sweeps_in_the_same_second_keep_their_own_runs_folders_and
     codes = {k: finish(p) for k, p in procs.items()}
     assert codes == {"a": 0, "b": 0}, {k: logs[k].read_text()[-3000:] for k in sweeps}
     cen = census(uri)
-    parents = {p.data.tags["hydra.overrides"]: p for p in cen.parents if "seed=99" not in p.data.tags["hydra.overrides"]}
+    parents = {
+        p.data.tags["hydra.overrides"]: p for p in cen.parents if "seed=99" not in p.data.tags["hydra.overrides"]
+    }
     assert len(parents) == 2
     dirs = {p.data.tags["per_exp.sweep_dir"] for p in parents.values()}
     assert len(dirs) == 2  # one folder per launch, although both were started in the same second
