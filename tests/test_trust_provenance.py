@@ -85,7 +85,7 @@ def test_resuming_under_another_commit_is_refused_unless_allowed_and_then_both_a
 def test_relaunching_a_finished_sweep_after_a_code_change_says_how_many_runs_are_from_another_commit(
     tmp_path: Path, other_checkout
 ):
-    other, other_commit, this_commit = other_checkout
+    other, _, this_commit = other_checkout
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["-m", *BASE, "seed=0,1,2", "max_episodes=2", f"tracking.uri={uri}"]
     log = tmp_path / "first.log"
