@@ -1,21 +1,32 @@
 """Entry point: `python -m per_exp.train [overrides]` (add `-m` for a sweep).
 
-Checks the command line's top-level keys, then lets Hydra compose each job's
-config and hands it to `per_exp.job.run_job`. Nothing else imports this module.
+Checks the command line (top-level keys, config-group options) before Hydra
+composes anything, then lets Hydra compose each job's config and hands it to
+`per_exp.job.run_job`. A launch ends the way it should whatever happens: a
+deliberate stop (Ctrl-C, SIGTERM) ends the in-flight runs and the sweep's
+parent KILLED with one line and no traceback, and no worker process outlives
+the launch. Nothing else imports this module.
 """
 
 from __future__ import annotations
 
+import secrets
 import sys
+from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from per_exp import credentials
+from per_exp import choices, credentials, processes, sweep
 from per_exp.config import ConfigError, check_override_keys, register_configs
 from per_exp.job import run_job
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
 register_configs()
+# ${per_exp_launch:} in conf/config.yaml's output folders: random per launch, cached like Hydra's
+# ${now:...}, so a launch's jobs (in workers too) see the value their launcher drew.
+OmegaConf.register_new_resolver("per_exp_launch", lambda: secrets.token_hex(3), use_cache=True, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -24,14 +35,29 @@ def _hydra_main(cfg: DictConfig) -> dict | None:
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    overrides = [a for a in argv if not a.startswith("-")]
     try:
-        overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
         check_override_keys(overrides)
         credentials.check_overrides(overrides)  # before Hydra writes them to .hydra/
+        choices.check_command_line(overrides, CONF_DIR)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    _hydra_main()
+    multirun = "-m" in argv or "--multirun" in argv
+    try:
+        if multirun:
+            with processes.launch_stops(sweep.in_flight_settled, grace=sweep.STOP_GRACE_SECONDS):
+                _hydra_main()
+        else:
+            _hydra_main()
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, processes.Stopped) else 2
+        sweep.close_stopped(signum)  # the parent KILLED and the summary, once, if a sweep was open
+        raise SystemExit(128 + signum) from None
+    finally:
+        if multirun:
+            processes.reap()
 
 
 if __name__ == "__main__":
