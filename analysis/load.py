@@ -203,8 +203,8 @@ def _job_runs(client, eid: str, experiment: str, sweeps: Sequence[str], uri: str
         found = C.search_runs(client, eid, order_by=["attributes.start_time ASC"])
     if progress:
         _progress(f"analysis: found {len(found)} runs in {where} at {uri}")
-    # sweep parents are bookkeeping, not jobs
-    jobs = [r for r in found if r.data.tags.get(C.TAG_ROLE) != C.ROLE_SWEEP]
+    # sweep parents and the claims registry are bookkeeping, not jobs
+    jobs = [r for r in found if r.data.tags.get(C.TAG_ROLE) not in C.BOOKKEEPING_ROLES]
     if not jobs:
         raise LoadError(f"{where} has no job runs")
     return jobs, where

@@ -92,27 +92,39 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def load(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at `path`, or None if there is none or it was refused (and moved aside)."""
+def load_checked(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the checkpoint at `path` or None, why a file there was refused or None).
+
+    A refused file is moved aside (`refuse`) so that the run restarts from episode 0 in place
+    instead of failing the same way at every launch; the reason goes on the run.
+    """
     legacy = path.with_name(LEGACY_FILE_NAME)
+    why: str | None = None
     if legacy.exists() or legacy.is_symlink():
-        refuse(legacy, f"format 1 ({LEGACY_FILE_NAME}) is a pickle, which can run code on load: never read")
+        why = f"format 1 ({LEGACY_FILE_NAME}) is a pickle, which can run code on load: never read"
+        refuse(legacy, why)
     if not (path.exists() or path.is_symlink()):
-        return None
+        return None, why
     try:
         with open(path, "rb") as f:
             data = codec.load(f)  # every failure of the file's content comes out as NotAStateFile
     except codec.NotAStateFile as e:
         refuse(path, str(e))
-        return None
+        return None, str(e)
     except OSError as e:  # not ours to judge (permissions, a folder, I/O): leave it where it is
         log.warning("cannot open checkpoint %s (%s: %s): the run starts over", path, type(e).__name__, e)
-        return None
+        return None, f"cannot open it ({type(e).__name__}: {e})"
     version = data.get("format_version") if isinstance(data, dict) else None
     if version != FORMAT_VERSION:
-        refuse(path, f"format version {version!r}, this code reads {FORMAT_VERSION}")
-        return None
-    return data
+        why = f"format version {version!r}, this code reads {FORMAT_VERSION}"
+        refuse(path, why)
+        return None, why
+    return data, None
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at `path`, or None if there is none or it was refused (and moved aside)."""
+    return load_checked(path)[0]
 
 
 def refuse(path: Path, reason: str) -> Path | None:

@@ -82,3 +82,12 @@ def check_composed(choices: Mapping[str, str | None]) -> None:
     for group in GROUPS:
         if group in choices:
             _check(group, choices[group], loader.get_group_options)
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """`check_command_line` for one job's overrides, inside a Hydra app (the sweep callback)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    for group, value in command_line_choices(overrides):
+        _check(group, value, loader.get_group_options)

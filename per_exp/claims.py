@@ -39,19 +39,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from per_exp import contract as C
 from per_exp import owner as owners
 from per_exp.owner import Owner
 
 log = logging.getLogger(__name__)
 
-REGISTRY_TAG = "per_exp.claims_run"  # experiment tag: the registry run's id
-REGISTRY_ROLE = "claims"  # value of the run tag per_exp.role on the registry run
-REGISTRY_NAME = ".per_exp-claims"
-ELECTION_PREFIX = ".per_exp-claims-election-"
-LEASE_PREFIX = "lease."
-HEARTBEAT_PREFIX = "heartbeat."
-SWEEP_PREFIX = "sweep."
-ROLE_TAG = "per_exp.role"
+REGISTRY_TAG = C.EXPERIMENT_TAG_CLAIMS_RUN
+ELECTION_PREFIX = C.CLAIMS_ELECTION_PREFIX
+LEASE_PREFIX = C.PARAM_LEASE_PREFIX
+HEARTBEAT_PREFIX = C.TAG_HEARTBEAT_PREFIX
 
 FREE, MINE, ALIVE, DEAD = "free", "mine", "alive", "dead"
 
@@ -191,9 +188,9 @@ class Registry:
             return cls._wait_for_election(client, experiment_id, wait_seconds)
         run = client.create_run(
             experiment_id,
-            run_name=REGISTRY_NAME,
+            run_name=C.CLAIMS_RUN_NAME,
             tags={
-                ROLE_TAG: REGISTRY_ROLE,
+                C.TAG_ROLE: C.ROLE_CLAIMS,
                 "mlflow.note.content": "per_exp's claims registry: which process trains which config hash. "
                 "Do not delete it (README: Scaling out, How concurrent launches coordinate).",
             },

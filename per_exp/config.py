@@ -42,6 +42,7 @@ EPSILON_SCHEDULES = ("inverse_episode", "linear_steps")
 SYNC_UNITS = ("episodes", "steps")
 REWARD_SCHEMES = ("seed", "env")
 UPDATE_BACKENDS = ("fused", "torch")
+SEED_MAX = 2**32 - 1  # numpy's and gymnasium's seeds are unsigned 32-bit
 
 _T = TypeVar("_T")
 
@@ -218,6 +219,19 @@ class TrackingConfig:
         25, "metrics are sent in batches every N episodes (and at the end), not one call per number"
     )
     log_model: bool = setting(True, "log the final online network as `model/model.pt`")
+    heartbeat_seconds: float = setting(
+        10.0, "how often a job renews its claim on its config hash (docs/trust.md, the claim protocol)"
+    )
+    stale_after_seconds: float = setting(
+        120.0,
+        "a RUNNING run whose claim has not been renewed for this long counts as abandoned and is taken over "
+        "by the next launch (at least 2 * `heartbeat_seconds`)",
+    )
+    server_timeout_seconds: float = setting(
+        60.0,
+        "how long a job waits for a store that stopped answering before it ends with one line, its "
+        "checkpoint kept (MLflow's HTTP timeout and retries are set from it; at least 5)",
+    )
 
 
 @dataclass
@@ -271,6 +285,11 @@ class Config:
     log_every_episodes: int = bookkeeping(10, "console progress line interval")
     fail_at_episode: int = setting(-1, "test hook: raise at this episode, to exercise failure handling (-1: never)")
     rerun: bool = bookkeeping(False, "run a job again even if a FINISHED run with the same config hash exists")
+    resume_across_commits: bool = bookkeeping(
+        False,
+        "continue an unfinished run written by another code version (git commit); both versions are recorded "
+        "in the run's code history",
+    )
 
 
 @dataclass(frozen=True)
@@ -388,7 +407,22 @@ def validate(cfg: Config) -> None:
     cartpoles = _registered_cartpole_ids()
     if cfg.env.id not in cartpoles:
         raise ConfigError("env.id", cfg.env.id, "a registered gymnasium CartPole id: " + ", ".join(cartpoles))
+    t = cfg.tracking
     checks = [
+        ("seed", cfg.seed, 0 <= cfg.seed <= SEED_MAX, f"an integer in [0, {SEED_MAX}]"),
+        ("tracking.heartbeat_seconds", t.heartbeat_seconds, t.heartbeat_seconds > 0, "a number of seconds > 0"),
+        (
+            "tracking.stale_after_seconds",
+            t.stale_after_seconds,
+            t.stale_after_seconds >= 2 * t.heartbeat_seconds,
+            f"a number of seconds >= 2 * tracking.heartbeat_seconds ({2 * t.heartbeat_seconds:g})",
+        ),
+        (
+            "tracking.server_timeout_seconds",
+            t.server_timeout_seconds,
+            t.server_timeout_seconds >= 5,
+            "a number of seconds >= 5",
+        ),
         ("batch_size", cfg.batch_size, cfg.batch_size >= 1, "an integer >= 1"),
         ("capacity", cfg.capacity, cfg.capacity >= 1, "an integer >= 1"),
         (

@@ -60,9 +60,12 @@ from typing import Any
 from per_exp import credentials
 
 # --------------------------------------------------------------------------- tags
-TAG_ROLE = "per_exp.role"  # ROLE_JOB or ROLE_SWEEP
+TAG_ROLE = "per_exp.role"  # ROLE_JOB, ROLE_SWEEP or ROLE_CLAIMS
 ROLE_JOB = "job"
 ROLE_SWEEP = "sweep"
+ROLE_CLAIMS = "claims"  # the experiment's claims registry (per_exp.claims): bookkeeping, not a job
+#: runs that are bookkeeping, never a job to analyse
+BOOKKEEPING_ROLES = (ROLE_SWEEP, ROLE_CLAIMS)
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own: groups a sweep's jobs under its parent run in the UI
 TAG_SWEEP_ID = "per_exp.sweep_id"  # a job's sweep (the parent run id)
 TAG_CONFIG_HASH = "config_hash"  # a job's identity (per_exp.config.config_hash)
@@ -86,6 +89,27 @@ TAG_VERSION_PREFIX = "versions."  # versions.<package>
 # On experiments, MLflow's own: without it MLflow 3 treats an experiment as GenAI (traces), not runs
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND_TRAINING = "custom_model_development"  # MLflow 3.17's value for classic model training
+# every code version that wrote into a job run, in order: JSON list of {"commit", "dirty", "diff",
+# "from_episode" (where that version's training started), "first_new_step" (its first point in the
+# store; earlier steps were written by the versions before it)}. TAG_GIT_COMMIT stays the first's.
+TAG_CODE_HISTORY = "per_exp.code_history"
+TAG_CHECKPOINT_REFUSED = "per_exp.checkpoint_refused"  # why the run's checkpoint was refused (restarted at 0)
+
+# --------------------------------------------------------------------------- the claims registry
+# One run per experiment (TAG_ROLE = ROLE_CLAIMS) records who trains which config hash; see
+# per_exp.claims for the protocol. Its id is the experiment tag EXPERIMENT_TAG_CLAIMS_RUN.
+EXPERIMENT_TAG_CLAIMS_RUN = "per_exp.claims_run"
+CLAIMS_RUN_NAME = ".per_exp-claims"
+CLAIMS_ELECTION_PREFIX = ".per_exp-claims-election-"  # + experiment id: the registry's election
+PARAM_LEASE_PREFIX = "lease."  # lease.<config hash>.<epoch> = JSON {owner, nonce, t}
+TAG_HEARTBEAT_PREFIX = "heartbeat."  # heartbeat.<config hash> = JSON {epoch, t, nonce[, released]}
+PARAM_SWEEP_PARENT_PREFIX = "sweep."  # sweep.<sweep hash>.<n> = the sweep's parent run id
+
+# --------------------------------------------------------------------------- exit codes of a launch
+EXIT_OK = 0  # every job FINISHED (or skipped as FINISHED)
+EXIT_FAILED = 1  # a job failed or was stopped, or the store was lost
+EXIT_BAD_INPUT = 2  # refused before any run exists
+EXIT_HELD_ELSEWHERE = 3  # nothing failed, but jobs are held (being trained) by another live launch
 
 # --------------------------------------------------------------------------- metrics, per episode
 EPISODE_STEPS = "episode/steps"
@@ -251,13 +275,15 @@ class SweepFile:
     reads it to attach to the same store, experiment and parent run.
     """
 
-    VERSION = 2  # 1: the untyped dict before issue 10 (no "version" key)
+    VERSION = 3  # 1: the untyped dict before issue 10 (no "version" key); 2: no claims_run_id, launcher
 
     uri: str  # the resolved tracking URI
     experiment_id: str
     parent_run_id: str
     checkpoint_root: str  # resolved on the launching machine
     jobs: tuple[SweepJob, ...] = field(default_factory=tuple)
+    claims_run_id: str = ""  # the experiment's claims registry run (per_exp.claims)
+    launcher: dict[str, Any] = field(default_factory=dict)  # the launching process (per_exp.owner.Owner)
 
     @property
     def n_jobs(self) -> int:

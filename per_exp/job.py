@@ -9,28 +9,52 @@ checkpoint (`per_exp.resume`). Nothing in the engine imports this module.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
 import os
 import signal
 import socket
-import traceback
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import checkpoint, config, credentials, resume, slurm, tracking
+from per_exp import (
+    checkpoint,
+    choices,
+    config,
+    credentials,
+    endings,
+    owner,
+    processes,
+    provenance,
+    resume,
+    store,
+    tracking,
+)
 from per_exp import contract as C
+from per_exp.claims import Claim, Registry
 from per_exp.config import Config, ConfigError, validate
-from per_exp.engine.trainer import STATE_FORMAT, RunView, Summary, run_one
-from per_exp.signals import StopSignals
+from per_exp.engine.trainer import Summary, Trainer
+from per_exp.heartbeat import Heartbeat
 
 log = logging.getLogger("per_exp")
+
+
+class JobTerminated(KeyboardInterrupt):
+    """SIGTERM (Slurm preemption, `kill`, a launcher shutting down): handled like Ctrl-C, run KILLED."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -72,76 +96,113 @@ class RunPlace:
     config_hash: str
     checkpoint_path: Path
     parent_run_id: str | None  # the sweep's parent run, in a multirun
+    registry: Registry  # the experiment's claims registry
+    in_launcher: bool  # this job runs in the launching process (a single run, or Hydra's basic launcher)
+    multirun: bool
     swept: str = ""  # in a multirun, the overrides that set this job apart from the sweep's others
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
-    """One Hydra job = one MLflow run (a child of the sweep's parent in a multirun)."""
+    """One Hydra job = one MLflow run (a child of the sweep's parent in a multirun).
+
+    The steps: validate; find the store; plan from the store alone (skip a FINISHED run, refuse
+    to continue another code version's run); claim the config hash (`per_exp.claims`: at most one
+    live owner, else skip and say who holds it); plan again under the claim, now reading the
+    checkpoint; open or attach the run; train with a heartbeat; finish, or end the way
+    `per_exp.endings` says, and release the claim.
+    """
     conf, resolved = _validated(cfg)
     job = HydraJob.current(conf)
     if not conf.tracking.enabled:
-        s = run_one(conf, label=job.name)
+        s = Trainer(conf, run_label=job.name).run()
         return {"solved_episode": s.solved_episode, "episodes": s.episodes}
+    place = _locate(conf, resolved, job)
+    if place.swept:  # named by what sets this job apart from the sweep's others
+        job = dataclasses.replace(job, name=tracking.run_name(conf, place.swept))
+    plan = _plan(conf, job, place, read_checkpoint=False)
+    if plan is None:
+        return {"skipped": True}
+    claim = place.registry.claim(place.config_hash, owner.this_process(), conf.tracking.stale_after_seconds)
+    if claim.lease is None:
+        return _held(job, place, claim)
+    beat = Heartbeat(
+        place.registry,
+        claim.lease,
+        every=conf.tracking.heartbeat_seconds,
+        give_up_after=min(conf.tracking.server_timeout_seconds, conf.tracking.stale_after_seconds / 2),
+    ).start()
+    run: tracking.RunLogger | None = None
+    release = True
     try:
-        place = _locate(conf, resolved, job)
-        if place.swept:  # named by what sets this job apart from the sweep's others
-            job = dataclasses.replace(job, name=tracking.run_name(conf, place.swept))
-        with credentials.server_access(place.uri):  # a refused login: one line, before any run exists
-            plan = resume.plan_job(
-                place.client, place.experiment_id, place.config_hash, place.checkpoint_path, conf.rerun
-            )
-    except ConfigError as e:
-        log.error("%s", e)
-        raise SystemExit(2) from None
-    plan = _engine_state_or_restart(plan, place)
-    if plan.action == resume.SKIP:
-        log.info("skipping %s: %s (rerun=true runs it again)", job.name, plan.reason)
-        return {"run_id": plan.run_id, "skipped": True}
-    run = _open_or_attach(conf, resolved, job, place, plan)
-    stops = StopSignals()  # SIGTERM/SIGUSR2: stop at the next episode boundary, after a checkpoint
-    try:
-        with stops:
-            model, summary = _train(conf, job, place, plan, run, stops)
-        _finish(conf, resolved, job, place, run, model, summary)
+        if claim.taken_over is not None:
+            log.info("[%s] took config hash %s over: %s", job.name, place.config_hash, claim.why or "its owner is gone")
+        plan = _plan(conf, job, place, read_checkpoint=True)  # again: the store may have moved meanwhile
+        if plan is None:
+            return {"skipped": True}
+        run = _open_or_attach(conf, resolved, job, place, plan)
+        with _sigterm_as_interrupt():
+            trainer, summary = _train(conf, job, place, plan, run, beat)
+        _finish(conf, resolved, job, place, run, trainer, summary)
+        return {"run_id": run.run_id, "solved_episode": summary.solved_episode, "episodes": summary.episodes}
     except BaseException as e:
-        cause = slurm.why_stopped() if stops.signum == signal.SIGTERM else None
-        _fail(job, run, e, stops, cause)
-        # Only now that the run is closed may the job come back (and resume it).
-        if cause is not None and cause.requeue:
-            slurm.requeue_self()
-        stops.hand_on()  # SIGUSR2 under submitit: its handler requeues and exits
-        raise
-    return {"run_id": run.run_id, "solved_episode": summary.solved_episode, "episodes": summary.episodes}
+        with processes.ignored_stops():
+            ending = endings.classify(e)
+            release = ending.may_write
+            endings.close_run(ending, job.name, run, job.out_dir, place.uri, place.checkpoint_path)
+        return _after_ending(ending, place, run)
+    finally:
+        beat.stop()
+        if release:
+            with contextlib.suppress(Exception):  # a store that failed: the heartbeat goes stale instead
+                place.registry.release(claim.lease)
 
 
 def _validated(cfg: DictConfig) -> tuple[Config, dict[str, Any]]:
     """The typed config and its resolved dict; bad input exits 2 before any run exists."""
     conf = config.typed(cfg)
     try:
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN:
+            choices.check_composed(HydraConfig.get().runtime.choices)  # a sweep's are checked by its callback
         validate(conf)
     except ConfigError as e:
-        log.error("%s", e)
-        raise SystemExit(2) from None
+        _refuse_now(e)
     return conf, config.resolved(cfg)
 
 
+def _refuse_now(e: ConfigError) -> NoReturn:
+    print(f"error: {e}", file=sys.stderr)
+    raise SystemExit(C.EXIT_BAD_INPUT) from None
+
+
 def _locate(conf: Config, resolved: dict[str, Any], job: HydraJob) -> RunPlace:
-    """The store, experiment and checkpoint folder: the sweep's (set up by the sweep manager), else our own."""
+    """The store, experiment, claims registry and checkpoint folder: the sweep's (set up and checked by
+    the sweep manager), else our own, checked here (bad or unreachable: exit 2 before any run)."""
     try:
         sweep = C.SweepFile.read(job.sweep_dir) if job.sweep_dir else None
     except C.SweepFileError as e:
         log.error("%s", e)
-        raise SystemExit(2) from None
+        raise SystemExit(C.EXIT_BAD_INPUT) from None
     chash = config.config_hash(resolved)
     if sweep is not None:
+        store.bound_http(conf.tracking.server_timeout_seconds)
         client = tracking.client_for(sweep.uri)
+        registry = Registry(client, sweep.experiment_id, sweep.claims_run_id)
         place_uri, exp_id, ckpt_root = sweep.uri, sweep.experiment_id, Path(sweep.checkpoint_root)
+        in_launcher = owner.Owner.from_dict(sweep.launcher).same_process(owner.this_process())
     else:
-        place_uri = C.resolve_tracking_uri(conf.tracking.uri)
-        client = tracking.client_for(place_uri)
-        with credentials.server_access(place_uri):
-            exp_id = tracking.ensure_experiment(client, conf.tracking.experiment)
-        ckpt_root = checkpoint.root_for(conf.checkpoint.dir, place_uri, job.launch_dir)
+        try:
+            place_uri = C.resolve_tracking_uri(conf.tracking.uri)
+            ckpt_root = checkpoint.root_for(conf.checkpoint.dir, place_uri, job.launch_dir)
+            store.check_store(place_uri, conf.tracking.server_timeout_seconds)
+            store.check_folder("checkpoint.dir", conf.checkpoint.dir or str(ckpt_root), ckpt_root)
+            with credentials.server_access(place_uri):  # a refused login: one line, before any run exists
+                opened = store.open_for_launch(
+                    place_uri, conf.tracking.experiment, conf.tracking.server_timeout_seconds
+                )
+        except ConfigError as e:
+            _refuse_now(e)
+        client, exp_id, registry = opened.client, opened.experiment_id, opened.registry
+        in_launcher = job.sweep_dir is None  # a multirun without per_exp's callback: jobs may be anywhere
     return RunPlace(
         place_uri,
         client,
@@ -149,44 +210,81 @@ def _locate(conf: Config, resolved: dict[str, Any], job: HydraJob) -> RunPlace:
         chash,
         checkpoint.path_for(ckpt_root, exp_id, chash),
         sweep.parent_run_id if sweep is not None else None,
+        registry,
+        in_launcher,
+        job.sweep_dir is not None,
         next((j.overrides for j in sweep.jobs if j.config_hash == chash), "") if sweep is not None else "",
     )
 
 
-def _engine_state_or_restart(plan: resume.Plan, place: RunPlace) -> resume.Plan:
-    """A checkpoint of the single-run trainer (before the engine) cannot resume here: the run starts over."""
-    if plan.state is None or plan.state["trainer"].get("format") == STATE_FORMAT:
-        return plan
-    log.warning(
-        "ignoring checkpoint %s: run state format %r, expected %r",
-        place.checkpoint_path,
-        plan.state["trainer"].get("format"),
-        STATE_FORMAT,
+def _plan(conf: Config, job: HydraJob, place: RunPlace, read_checkpoint: bool) -> resume.Plan | None:
+    """What to do with the hash (None: skip it, it is FINISHED); ConfigError if continuing its run
+    would mix two code versions without `resume_across_commits=true`."""
+    plan = resume.plan_job(
+        place.client, place.experiment_id, place.config_hash, place.checkpoint_path, conf.rerun, read_checkpoint
     )
-    return resume.Plan(resume.RESUME, plan.run_id, None, plan.reason + " (its checkpoint predates the engine)")
+    if plan.action == resume.SKIP:
+        log.info("skipping %s: %s (rerun=true runs it again)", job.name, plan.reason)
+        return None
+    if plan.action == resume.RESUME:
+        assert plan.run_id is not None
+        tags = place.client.get_run(plan.run_id).data.tags
+        provenance.check_resume(plan.run_id, tags, tracking.code_version(), conf.resume_across_commits)
+    return plan
+
+
+def _held(job: HydraJob, place: RunPlace, claim: Claim) -> dict[str, Any]:
+    """Another live process trains this hash: leave it alone, say so, and (a single run) exit 3."""
+    assert claim.held_by is not None
+    log.warning(
+        "skipping %s: config hash %s is held by %s (%s); a run whose owner lives is never taken over",
+        job.name,
+        place.config_hash,
+        claim.held_by.lease.owner.describe(),
+        claim.why,
+    )
+    if not place.multirun:
+        raise SystemExit(C.EXIT_HELD_ELSEWHERE)
+    return {"held_by": claim.held_by.lease.owner.describe()}
+
+
+def _after_ending(ending: endings.Ending, place: RunPlace, run: tracking.RunLogger | None) -> dict[str, Any]:
+    """What the job hands back once its run is closed. A deliberate stop of the launcher's own process
+    stops the launch (per_exp.train closes the sweep); in a worker the launch goes on. A bug is raised."""
+    if ending.kind == endings.FAILED:
+        raise ending.error
+    if ending.kind == endings.STOPPED and place.in_launcher:
+        assert ending.signum is not None
+        raise processes.Stopped(ending.signum)
+    if place.in_launcher and not place.multirun:
+        raise SystemExit(C.EXIT_BAD_INPUT if ending.kind == endings.REFUSED else C.EXIT_FAILED)
+    return {"run_id": run.run_id if run is not None else None, "ended": ending.kind}
 
 
 def _job_tags(job: HydraJob) -> dict[str, str]:
     return {
         C.TAG_OVERRIDES: job.overrides,
-        # which process holds a RUNNING run, to tell a live job from a dead one
+        # which process holds a RUNNING run (the claims registry is what decides; these are for people)
         C.TAG_HOST: socket.gethostname(),
         C.TAG_PID: str(os.getpid()),
-        # under Slurm: the job id (kept across requeues) and its restart count
-        **slurm.run_tags(),
-        **tracking.git_tags(),
-        **tracking.version_tags(),
     }
 
 
 def _open_or_attach(
     conf: Config, resolved: dict[str, Any], job: HydraJob, place: RunPlace, plan: resume.Plan
 ) -> tracking.RunLogger:
-    """A new run (FRESH), or the unfinished run with our hash reopened and retagged (RESUME)."""
+    """A new run (FRESH), or the unfinished run with our hash reopened and retagged (RESUME).
+
+    A continued run keeps its first code version's `git.commit` and `versions.*`; a different
+    version (allowed by `resume_across_commits`) is added to its code history.
+    """
     flush_every = conf.tracking.flush_every_episodes
     tags = _job_tags(job)
+    here = tracking.code_version()
     if plan.action == resume.FRESH:
         tags |= {C.TAG_ROLE: C.ROLE_JOB, C.TAG_CONFIG_HASH: place.config_hash}
+        tags |= {**tracking.git_tags(), **tracking.version_tags()}
+        tags[C.TAG_CODE_HISTORY] = provenance.encode(provenance.started(here))
         if place.parent_run_id is not None:
             tags |= {C.TAG_PARENT: place.parent_run_id, C.TAG_SWEEP_ID: place.parent_run_id}
         params = config.science_params(resolved)
@@ -200,6 +298,12 @@ def _open_or_attach(
             place.client.delete_tag(plan.run_id, C.TAG_ERROR)
         tags[C.TAG_RESUMES] = str(int(previous.get(C.TAG_RESUMES, "0")) + 1)
         tags[C.TAG_RESUMED_FROM] = str(plan.from_episode)
+        first_new = max(run.logged_upto.values(), default=-1) + 1
+        history = provenance.continued(previous, here, plan.from_episode, first_new)
+        if history is not None:
+            tags[C.TAG_CODE_HISTORY] = provenance.encode(history)
+        if plan.refused:
+            tags[C.TAG_CHECKPOINT_REFUSED] = plan.refused[:5000]
         run.set_tags(tags)
     log.info(
         "MLflow run %s (%s) in experiment %s at %s: %s",
@@ -213,14 +317,25 @@ def _open_or_attach(
 
 
 def _train(
-    conf: Config, job: HydraJob, place: RunPlace, plan: resume.Plan, run: tracking.RunLogger, stops: StopSignals
-) -> tuple[dict[str, Any], Summary]:
-    """Train to the end (a group of one), from the checkpoint if the plan has one, saving checkpoints on the way.
+    conf: Config,
+    job: HydraJob,
+    place: RunPlace,
+    plan: resume.Plan,
+    run: tracking.RunLogger,
+    beat: Heartbeat,
+) -> tuple[Trainer, Summary]:
+    """Train to the end, from the checkpoint if the plan has one, saving checkpoints on the way.
 
-    Returns the final online network's state (empty unless tracking.log_model) and the summary.
+    Every episode and every checkpoint first asks the heartbeat whether the claim still holds: a
+    job taken over, or cut off from the store, stops before it writes anything more.
     """
 
-    def save_checkpoint(state: dict[str, Any]) -> None:
+    def sink(episode: int, metrics: dict[str, float]) -> None:
+        beat.check()
+        run.log_episode(episode, metrics)
+
+    def save_checkpoint(trainer: Trainer) -> None:
+        beat.check()
         # Flush first: a checkpoint promises that every point before it is in the store.
         run.flush()
         checkpoint.save(
@@ -229,31 +344,26 @@ def _train(
                 "config_hash": place.config_hash,
                 "experiment_id": place.experiment_id,
                 "run_id": run.run_id,
-                "trainer": state,
+                "trainer": trainer.state_dict(),
                 "rows": run.rows,
             },
         )
 
-    model: dict[str, Any] = {}
-
-    def keep_model(summary: Summary, view: RunView) -> None:
-        if conf.tracking.log_model:
-            model.update(view.online_state_dict())
-
+    trainer = Trainer(conf, sink=sink, run_label=job.name, on_checkpoint=save_checkpoint)
     if plan.state is not None:
-        run.rows = list(plan.state["rows"])
-        log.info("[%s] resumed at episode %d from %s", job.name, plan.from_episode, place.checkpoint_path)
-    summary = run_one(
-        conf,
-        on_episode=run.log_episode,
-        label=job.name,
-        state=plan.state["trainer"] if plan.state is not None else None,
-        on_checkpoint=save_checkpoint,
-        on_end=keep_model,
-        should_stop=stops.requested,
-    )
+        try:
+            trainer.load_state_dict(plan.state["trainer"])
+            run.rows = list(plan.state["rows"])
+            log.info("[%s] resumed at episode %d from %s", job.name, plan.from_episode, place.checkpoint_path)
+        except Exception as e:  # state that does not fit this code: refuse it, start over in place
+            why = f"its state does not fit this code ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+            checkpoint.refuse(place.checkpoint_path, why)
+            run.set_tags({C.TAG_CHECKPOINT_REFUSED: why, C.TAG_RESUMED_FROM: "0"})
+            trainer = Trainer(conf, sink=sink, run_label=job.name, on_checkpoint=save_checkpoint)
+            run.rows = []
+    summary = trainer.run()
     run.flush()
-    return model, summary
+    return trainer, summary
 
 
 def _summary_metrics(s: Summary) -> dict[str, float]:
@@ -277,7 +387,7 @@ def _finish(
     job: HydraJob,
     place: RunPlace,
     run: tracking.RunLogger,
-    model: dict[str, Any],
+    trainer: Trainer,
     summary: Summary,
 ) -> None:
     """Summary metrics and artifacts, then FINISHED; the checkpoint goes unless asked to keep it."""
@@ -290,32 +400,11 @@ def _finish(
     if conf.tracking.log_model:
         import torch
 
-        torch.save(model, out / C.MODEL_FILE)
+        torch.save(trainer.agent.online.state_dict(), out / C.MODEL_FILE)
         run.log_artifacts({C.ARTIFACT_MODEL_DIR: out / C.MODEL_FILE}, {})
     run.end("FINISHED")
     if not conf.checkpoint.keep:
         checkpoint.remove(place.checkpoint_path)
-
-
-def _fail(
-    job: HydraJob, run: tracking.RunLogger, e: BaseException, stops: StopSignals, cause: slurm.StopCause | None
-) -> None:
-    """End the run KILLED (interrupt, stop signal) or FAILED, keeping what it logged and saying why.
-
-    The checkpoint stays: re-launching the command (or a requeued Slurm job) resumes this run from it.
-    """
-    status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
-    error = f"{type(e).__name__}: {e}"
-    if stops.signum is not None:
-        error = f"stopped by {stops.name}" + (f": {cause.description}" if cause else "") + f" ({error})"
-    try:
-        run.flush()  # keep what was logged so far
-        run.set_tags({C.TAG_ERROR: error[:5000]})
-        (job.out_dir / C.ARTIFACT_ERROR).write_text(traceback.format_exc())
-        run.log_artifacts({"": job.out_dir / C.ARTIFACT_ERROR}, {})
-    finally:
-        run.end(status)
-    log.error("run %s ended %s: %s", job.name, status, error)
 
 
 def _write_episode_table(rows: list[dict], path: Path) -> None:
@@ -326,3 +415,19 @@ def _write_episode_table(rows: list[dict], path: Path) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum, frame):
+        raise JobTerminated(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (some launchers): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -26,6 +26,7 @@ class Plan:
     run_id: str | None = None  # the run to skip or continue
     state: dict[str, Any] | None = None  # the checkpoint to resume from (None: from episode 0)
     reason: str = ""
+    refused: str | None = None  # why the checkpoint on disk was refused (moved aside), if it was
 
     @property
     def from_episode(self) -> int:
@@ -51,9 +52,17 @@ def decide(runs: list, ckpt: dict[str, Any] | None, rerun: bool) -> Plan:
     return Plan(FRESH, reason="no run with this config hash yet")
 
 
-def plan_job(client, experiment_id: str, config_hash: str, ckpt_path: Path, rerun: bool) -> Plan:
+def plan_job(
+    client, experiment_id: str, config_hash: str, ckpt_path: Path, rerun: bool, read_checkpoint: bool = True
+) -> Plan:
+    """The plan from the store and the checkpoint file. `read_checkpoint=False` (before the job owns
+    its hash) leaves the file alone: reading it may refuse it, which is the owner's business."""
     runs = tracking.job_runs_with_hash(client, experiment_id, config_hash)
-    ckpt = checkpoint.load(ckpt_path)
+    if not read_checkpoint or (not rerun and any(r.info.status == "FINISHED" for r in runs)):
+        return decide(runs, None, rerun)
+    ckpt, refused = checkpoint.load_checked(ckpt_path)
     if ckpt is not None and (ckpt.get("config_hash") != config_hash or ckpt.get("experiment_id") != experiment_id):
         ckpt = None  # another experiment's file under the same folder: not ours to resume
-    return decide(runs, ckpt, rerun)
+    plan = decide(runs, ckpt, rerun)
+    plan.refused = refused
+    return plan

@@ -17,6 +17,7 @@ Three jobs, all at the edge of a launch:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import shutil
@@ -25,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from per_exp.config import ConfigError
 
@@ -140,3 +142,82 @@ def setup_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# MLflow's HTTP client retries a failed request with exponential back-off: with its defaults
+# (7 retries, factor 2, 120 s timeout) a dead server keeps a job waiting for many minutes.
+_RETRIES, _BACKOFF_FACTOR = 3, 1  # back-off sleeps 0, 2, 4 s (+ up to 1 s jitter each)
+_BACKOFF_TOTAL = 9
+
+
+def bound_http(seconds: float) -> None:
+    """Make one MLflow HTTP call give up within about `seconds` (unless the user set MLflow's own
+    variables): 4 attempts of a bounded timeout, plus the back-off between them."""
+    per_attempt = max(2, int((seconds - _BACKOFF_TOTAL) / (_RETRIES + 1)))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(_RETRIES))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", str(_BACKOFF_FACTOR))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(per_attempt))
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in out:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+_UNREACHABLE = ("Max retries exceeded", "ConnectionError", "Connection refused", "Read timed out", "ConnectTimeout")
+
+
+def is_unreachable(e: BaseException) -> bool:
+    """The store did not answer: a connection refused or reset, a timeout, retries exhausted."""
+    for x in _chain(e):
+        text = f"{type(x).__name__}: {x}"
+        if isinstance(x, (ConnectionError, TimeoutError)) or any(s in text for s in _UNREACHABLE):
+            return True
+    return False
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """A write failed for lack of room: ENOSPC, or SQLite's 'database or disk is full'."""
+    import errno
+
+    for x in _chain(e):
+        if isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(x) or "No space left on device" in str(x):
+            return True
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Opened:
+    """A store ready for a launch's jobs: its client, the experiment, the experiment's claims registry."""
+
+    client: Any
+    experiment_id: str
+    registry: Any  # per_exp.claims.Registry
+
+
+def open_for_launch(uri: str, experiment: str, timeout: float) -> Opened:
+    """Check the store, then create or migrate it, the experiment and its claims registry, under
+    the set-up lock. Bad or unreachable stores are ConfigError (one line, exit 2)."""
+    from per_exp import tracking
+    from per_exp.claims import Registry
+
+    bound_http(timeout)
+    check_store(uri, timeout)
+    try:
+        with setup_lock(uri):
+            client = tracking.client_for(uri)
+            exp_id = tracking.ensure_experiment(client, experiment)
+            return Opened(client, exp_id, Registry.open(client, exp_id))
+    except ConfigError:
+        raise
+    except Exception as e:
+        if is_unreachable(e) or _scheme(uri) == "postgresql":
+            short = " ".join(str(e).split())[:200]
+            raise ConfigError("tracking.uri", uri, f"a store that answers ({type(e).__name__}: {short})") from None
+        raise

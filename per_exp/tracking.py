@@ -7,6 +7,8 @@ and run ids; nothing relies on MLflow's process-global "active run" or
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import subprocess
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from per_exp import contract as C
-from per_exp.config import Config
+from per_exp.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,7 @@ def ensure_experiment(client, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
-            raise ValueError(
-                f"invalid config: tracking.experiment={name!r} names a deleted experiment; "
-                "allowed: a live experiment name (restore it or pick another)"
-            )
+            raise ConfigError("tracking.experiment", name, "a live experiment name (this one is deleted: restore it)")
         if C.TAG_EXPERIMENT_KIND not in exp.tags:
             client.set_experiment_tag(exp.experiment_id, C.TAG_EXPERIMENT_KIND, C.EXPERIMENT_KIND_TRAINING)
         return exp.experiment_id
@@ -106,22 +105,33 @@ def ui_address(uri: str, launch_dir: Path) -> tuple[str, str]:
     return C.UI_DEFAULT, f"after `mlflow ui --backend-store-uri {uri}`"
 
 
-def git_tags() -> dict[str, str]:
+@functools.cache
+def code_version() -> dict[str, str]:
+    """This code's version: {"commit", "dirty" ("true"/"false"/"unknown"), "diff"}.
+
+    `diff` is a hash of `git diff HEAD` (tracked files) when the tree is dirty, "" when clean:
+    a commit alone does not say which code ran if the tree differed from it.
+    """
     here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+
+    unknown = {"commit": "unknown", "dirty": "unknown", "diff": ""}
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        commit = git("rev-parse", "HEAD")
         if commit.returncode != 0:
-            return {C.TAG_GIT_COMMIT: "unknown", C.TAG_GIT_DIRTY: "unknown"}
-        return {C.TAG_GIT_COMMIT: commit.stdout.strip(), C.TAG_GIT_DIRTY: str(bool(dirty.stdout.strip())).lower()}
+            return unknown
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+        diff = hashlib.sha256(git("diff", "HEAD").stdout.encode()).hexdigest()[:12] if dirty else ""
     except (OSError, subprocess.SubprocessError):
-        return {C.TAG_GIT_COMMIT: "unknown", C.TAG_GIT_DIRTY: "unknown"}
+        return unknown
+    return {"commit": commit.stdout.strip(), "dirty": str(dirty).lower(), "diff": diff}
+
+
+def git_tags() -> dict[str, str]:
+    v = code_version()
+    return {C.TAG_GIT_COMMIT: v["commit"], C.TAG_GIT_DIRTY: v["dirty"]}
 
 
 def version_tags() -> dict[str, str]:

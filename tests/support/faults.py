@@ -11,7 +11,7 @@ environment variables:
     PER_EXP_TEST_SLOW=<seconds>       every episode starts with this sleep
     PER_EXP_TEST_SIGNAL=<run label>:<episode>:<signum>   the job sends itself a signal
     PER_EXP_TEST_FILL=<run label>:<episode>:<folder>     the job fills the disk of <folder>
-    PER_EXP_TEST_CALLBACK_FAIL=1      the sweep callback raises after validating the jobs
+    PER_EXP_TEST_CALLBACK_FAIL=1      the sweep callback raises where it makes the sweep's parent run
 """
 
 from __future__ import annotations
@@ -77,12 +77,10 @@ if _slow or _sig or _fill:
 if os.environ.get("PER_EXP_TEST_CALLBACK_FAIL"):
     import per_exp.sweep as _sw
 
-    _orig_start = _sw.MlflowSweepCallback.on_multirun_start
-
-    def _start(self, config, **kw):
+    def _parent_run(self, *args, **kw):
         raise RuntimeError("injected failure in the sweep callback (test hook)")
 
-    _sw.MlflowSweepCallback.on_multirun_start = _start
+    _sw.MlflowSweepCallback._parent_run = _parent_run
 """
 
 
