@@ -149,6 +149,7 @@ class MlflowSweepCallback(Callback):
         uri = C.resolve_tracking_uri(first.tracking.uri)
         # this process is the launch folder's (job.chdir is false); jobs elsewhere get the absolute path
         ckpt_root = checkpoint.root_for(first.checkpoint.dir, uri, Path.cwd())
+        store.check_store(uri, first.tracking.server_timeout_seconds)
         store.check_folder("checkpoint.dir", first.checkpoint.dir or str(ckpt_root), ckpt_root)
         # The store is created (schema migrated) and the experiment and its claims registry made
         # here, under a lock, before any worker exists: concurrent first use of a sqlite file

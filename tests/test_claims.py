@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from per_exp import contract as C
 from per_exp import owner as owners
 from per_exp.claims import ALIVE, DEAD, FREE, MINE, Holder, Lease, Registry, holder_of, judge
 from per_exp.heartbeat import Heartbeat
@@ -123,7 +124,7 @@ def _sqlite(tmp: Path) -> tuple[str, MlflowClient, str]:
 
 
 def _registry_runs(c: MlflowClient, exp_id: str) -> list:
-    return c.search_runs([exp_id], "tags.`per_exp.role` = 'claims'")
+    return c.search_runs([exp_id], C.tag_equals(C.TAG_ROLE, C.ROLE_CLAIMS))
 
 
 @pytest.mark.slow
@@ -132,7 +133,7 @@ def test_eight_processes_electing_the_registry_agree_on_one(tmp_path: Path):
     got, _ = race(uri, exp, "open", "", 8, tmp_path)
     assert len({g["registry"] for g in got}) == 1
     assert [r.info.run_id for r in _registry_runs(c, exp)] == [got[0]["registry"]]
-    assert c.get_experiment(exp).tags["per_exp.claims_run"] == got[0]["registry"]
+    assert c.get_experiment(exp).tags[C.EXPERIMENT_TAG_CLAIMS_RUN] == got[0]["registry"]
     # the election experiment is out of sight but keeps its name
     from mlflow.entities import ViewType
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from per_exp import contract as C
 from per_exp.claims import Registry
 from per_exp.owner import Owner
 from tests.support.census import census, duplicated_points, run_overrides, steps_of
@@ -41,7 +42,7 @@ def assert_each_job_trained_once(uri: str, n_jobs: int, episodes: int) -> None:
         assert duplicated_points(uri, rid) == 0
         assert steps_of(uri, rid) == list(range(episodes))
         assert _seed_of(run_overrides(uri, rid)) == int(r.data.params["seed"])
-        assert r.data.tags["mlflow.parentRunId"] in parent_ids
+        assert r.data.tags[C.TAG_PARENT] in parent_ids
 
 
 def _existing_store(tmp: Path, uri: str) -> None:
@@ -69,7 +70,7 @@ def test_the_same_sweep_launched_twice_at_once_trains_each_job_once(tmp_path: Pa
     assert not any(traceback_lines(o) for o in outs)
     assert_each_job_trained_once(uri, 4, 6)
     cen = census(uri)
-    sweep_parents = [p for p in cen.parents if "seed=0,1,2,3" in p.data.tags.get("hydra.overrides", "")]
+    sweep_parents = [p for p in cen.parents if "seed=0,1,2,3" in p.data.tags.get(C.TAG_OVERRIDES, "")]
     assert len(sweep_parents) == 1  # one sweep, one parent, whichever launch made it
     assert sweep_parents[0].info.status == "FINISHED"
     assert len(cen.registries) == 1
@@ -91,16 +92,14 @@ def test_two_different_sweeps_in_the_same_second_keep_their_own_runs_folders_and
     codes = {k: finish(p) for k, p in procs.items()}
     assert codes == {"a": 0, "b": 0}, {k: logs[k].read_text()[-3000:] for k in sweeps}
     cen = census(uri)
-    parents = {
-        p.data.tags["hydra.overrides"]: p for p in cen.parents if "seed=99" not in p.data.tags["hydra.overrides"]
-    }
+    parents = {p.data.tags[C.TAG_OVERRIDES]: p for p in cen.parents if "seed=99" not in p.data.tags[C.TAG_OVERRIDES]}
     assert len(parents) == 2
-    dirs = {p.data.tags["per_exp.sweep_dir"] for p in parents.values()}
+    dirs = {p.data.tags[C.TAG_SWEEP_DIR] for p in parents.values()}
     assert len(dirs) == 2  # one folder per launch, although both were started in the same second
     assert all("10-00-00" in d for d in dirs)
     for over, parent in parents.items():
         want = {int(s) for s in re.search(r"seed=([\d,]+)", over).group(1).split(",")}
-        children = [r for r in cen.jobs if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        children = [r for r in cen.jobs if r.data.tags[C.TAG_PARENT] == parent.info.run_id]
         assert {int(r.data.params["seed"]) for r in children} == want
         for r in children:
             assert r.info.status == "FINISHED"
@@ -138,7 +137,7 @@ def test_a_remote_owner_is_judged_by_its_heartbeat_and_a_requeued_slurm_job_by_i
     p0 = start(args, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s6:2:{signal.SIGKILL}"), log0)
     assert finish(p0) == -signal.SIGKILL, log0.read_text()[-3000:]
     [run] = census(uri).jobs
-    chash = run.data.tags["config_hash"]
+    chash = run.data.tags[C.TAG_CONFIG_HASH]
     c = MlflowClient(uri)
     reg = Registry.open(c, run.info.experiment_id)
     # the hash is now claimed, alive by its heartbeat, by Slurm job 4242 on another host
@@ -159,7 +158,7 @@ def test_a_remote_owner_is_judged_by_its_heartbeat_and_a_requeued_slurm_job_by_i
     p3 = start(args7, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s7:2:{signal.SIGKILL}"), log3)
     assert finish(p3) == -signal.SIGKILL
     run7 = next(r for r in census(uri).jobs if r.data.params["seed"] == "7")
-    assert reg.claim(run7.data.tags["config_hash"], Owner("node-elsewhere", 1, "1", "b"), stale_after=0.0).lease
+    assert reg.claim(run7.data.tags[C.TAG_CONFIG_HASH], Owner("node-elsewhere", 1, "1", "b"), stale_after=0.0).lease
     t0 = time.monotonic()
     log4 = tmp_path / "4.log"
     p4 = start(args7, tmp_path, hook_env(tmp_path), log4)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from per_exp import contract as C
 from tests.support.census import census, duplicated_points, steps_of
 from tests.support.cli import ROOT
 from tests.support.faults import finish, hook_env, start, traceback_lines
@@ -54,7 +55,7 @@ def test_resuming_under_another_commit_is_refused_unless_allowed_and_then_both_a
     first = start(args, tmp_path, _env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s4:4:{signal.SIGKILL}"), log)
     assert finish(first) == -signal.SIGKILL, log.read_text()[-3000:]
     [run] = census(uri).jobs
-    assert run.data.tags["git.commit"] == this_commit
+    assert run.data.tags[C.TAG_GIT_COMMIT] == this_commit
     before = steps_of(uri, run.info.run_id)
     assert before == [0, 1, 2, 3]
 
@@ -74,8 +75,8 @@ def test_resuming_under_another_commit_is_refused_unless_allowed_and_then_both_a
     assert code == 0, log.read_text()[-3000:]
     [done] = census(uri).jobs
     assert done.info.run_id == run.info.run_id and done.info.status == "FINISHED"
-    assert done.data.tags["git.commit"] == this_commit  # the original stays
-    history = json.loads(done.data.tags["per_exp.code_history"])
+    assert done.data.tags[C.TAG_GIT_COMMIT] == this_commit  # the original stays
+    history = json.loads(done.data.tags[C.TAG_CODE_HISTORY])
     assert [h["commit"] for h in history] == [this_commit, other_commit]
     assert history[0]["from_episode"] == 0 and history[1]["from_episode"] == 4  # the checkpoint's episode
     assert history[1]["first_new_step"] == 4  # steps 0-3 in the store came from the first commit

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from per_exp import contract as C
+
 
 @dataclass
 class Census:
@@ -20,7 +22,7 @@ class Census:
     def by_hash(self) -> dict[str, list]:
         out: dict[str, list] = collections.defaultdict(list)
         for r in self.jobs:
-            out[r.data.tags["config_hash"]].append(r)
+            out[r.data.tags[C.TAG_CONFIG_HASH]].append(r)
         return dict(out)
 
 
@@ -28,11 +30,11 @@ def census(uri: str) -> Census:
     c = MlflowClient(uri)
     exps = [e.experiment_id for e in c.search_experiments()]
     runs = c.search_runs(exps, max_results=5000) if exps else []
-    role = lambda r: r.data.tags.get("per_exp.role")  # noqa: E731
+    role = lambda r: r.data.tags.get(C.TAG_ROLE)  # noqa: E731
     return Census(
-        [r for r in runs if role(r) == "job"],
-        [r for r in runs if role(r) == "sweep"],
-        [r for r in runs if role(r) == "claims"],
+        [r for r in runs if role(r) == C.ROLE_JOB],
+        [r for r in runs if role(r) == C.ROLE_SWEEP],
+        [r for r in runs if role(r) == C.ROLE_CLAIMS],
     )
 
 
@@ -48,7 +50,7 @@ def duplicated_points(uri: str, run_id: str) -> int:
     return sum(n - 1 for counts in points_per_step(uri, run_id).values() for n in counts.values() if n > 1)
 
 
-def steps_of(uri: str, run_id: str, key: str = "episode/steps") -> list[int]:
+def steps_of(uri: str, run_id: str, key: str = C.EPISODE_STEPS) -> list[int]:
     return sorted(m.step for m in MlflowClient(uri).get_metric_history(run_id, key))
 
 
@@ -57,5 +59,5 @@ def run_overrides(uri: str, run_id: str) -> list[str]:
     import yaml
 
     with tempfile.TemporaryDirectory() as d:
-        p = MlflowClient(uri).download_artifacts(run_id, "hydra/overrides.yaml", d)
+        p = MlflowClient(uri).download_artifacts(run_id, f"{C.ARTIFACT_HYDRA_DIR}/overrides.yaml", d)
         return list(yaml.safe_load(Path(p).read_text()) or [])
