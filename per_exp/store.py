@@ -9,9 +9,10 @@ Three jobs, all at the edge of a launch:
 - `check_store` / `check_folder`: the store answers and can be written, the
   checkpoint folder can be written and has room, each refused in one line
   (`ConfigError`, exit 2) instead of a traceback after the first run exists.
-- `setup_lock`: store and experiment set-up under a file lock for a SQLite
-  store, so concurrent launches on a fresh file do not race in MLflow's
-  schema migration (measured: 7 of 8 processes crash without it).
+- `setup_lock`: the first use of a SQLite file (MLflow creates or migrates
+  its schema then) under a file lock, so that concurrent launches on a fresh
+  file do not race in the migration (measured: 7 of 8 processes crash
+  without it). `tracking.client_for` takes it.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def check_store(uri: str, timeout: float) -> None:
 
 @contextlib.contextmanager
 def setup_lock(uri: str) -> Iterator[None]:
-    """Held while a launch creates or migrates a SQLite store and its experiment; a no-op for a server.
+    """Held while a process opens a SQLite store (MLflow creates or migrates it then); no-op for a server.
 
     The lock file sits next to the database; like SQLite itself it needs a local
     file system (or one whose locks work, which NFS does not promise).
@@ -135,8 +136,12 @@ def setup_lock(uri: str) -> Iterator[None]:
     if path is None:
         yield
         return
-    lock = path.with_name(path.name + ".per_exp-setup.lock")
-    with open(lock, "a") as f:
+    try:
+        f = open(path.with_name(path.name + ".per_exp-setup.lock"), "a")  # noqa: SIM115 (closed below)
+    except OSError:  # a folder we may only read: nothing to set up there, and nothing to lock
+        yield
+        return
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -202,22 +207,23 @@ class Opened:
 
 
 def open_for_launch(uri: str, experiment: str, timeout: float) -> Opened:
-    """Check the store, then create or migrate it, the experiment and its claims registry, under
-    the set-up lock. Bad or unreachable stores are ConfigError (one line, exit 2)."""
+    """Check the store, then create or migrate it (under the set-up lock: `tracking.client_for`), the
+    experiment and its claims registry (both safe against a concurrent creator). Bad or
+    unreachable stores are ConfigError (one line, exit 2)."""
     from per_exp import tracking
     from per_exp.claims import Registry
 
     bound_http(timeout)
     check_store(uri, timeout)
     try:
-        with setup_lock(uri):
-            client = tracking.client_for(uri)
-            exp_id = tracking.ensure_experiment(client, experiment)
-            return Opened(client, exp_id, Registry.open(client, exp_id))
+        client = tracking.client_for(uri)
+        exp_id = tracking.ensure_experiment(client, experiment)
+        return Opened(client, exp_id, Registry.open(client, exp_id))
     except ConfigError:
         raise
     except Exception as e:
-        if is_unreachable(e) or _scheme(uri) == "postgresql":
+        db_down = sqlite_file(uri) is None and any(type(x).__name__ == "OperationalError" for x in _chain(e))
+        if is_unreachable(e) or db_down:
             short = " ".join(str(e).split())[:200]
             raise ConfigError("tracking.uri", uri, f"a store that answers ({type(e).__name__}: {short})") from None
         raise

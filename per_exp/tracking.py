@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from per_exp import contract as C
+from per_exp import store
 from per_exp.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,15 @@ _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
 
 
 def client_for(uri: str):
+    """A client for `uri`. A SQLite file is opened (created, migrated) under the set-up lock: MLflow
+    migrates a new file on first use, and two processes doing that at once crash."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    if store.sqlite_file(uri) is not None:
+        with store.setup_lock(uri):
+            client.search_experiments(max_results=1)
+    return client
 
 
 def ensure_experiment(client, name: str) -> str:

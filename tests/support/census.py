@@ -11,6 +11,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from per_exp import contract as C
+from per_exp import tracking
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Census:
 
 
 def census(uri: str) -> Census:
-    c = MlflowClient(uri)
+    c = tracking.client_for(uri)  # under the set-up lock: a launch may be creating the file right now
     exps = [e.experiment_id for e in c.search_experiments()]
     runs = c.search_runs(exps, max_results=5000) if exps else []
     role = lambda r: r.data.tags.get(C.TAG_ROLE)  # noqa: E731
