@@ -143,21 +143,21 @@ def judge(
     """
     o = holder.lease.owner
     if holder.released:
-        return Verdict(FREE, f"released by {o.describe()}")
+        return Verdict(FREE, "released")
     if o.same_process(here):
         return Verdict(MINE, "this process holds it")
     if owners.requeued_from(o, here):
-        return Verdict(DEAD, f"{o.describe()} was requeued as this job (restart {here.slurm_restart})")
+        return Verdict(DEAD, f"requeued as this job (restart {here.slurm_restart})")
     local = owners.local_state(o, here, probe)
     if local == owners.DEAD:
-        return Verdict(DEAD, f"{o.describe()} is gone")
+        return Verdict(DEAD, "its process is gone")
     if local == owners.ALIVE:
-        return Verdict(ALIVE, f"{o.describe()} is alive")
+        return Verdict(ALIVE, "its process runs on this host")
     last = holder.heartbeat_at if holder.heartbeat_at is not None else holder.lease.claimed_at
     age = now - last
     if age > stale_after:
-        return Verdict(DEAD, f"{o.describe()}: no heartbeat for {age:.0f} s (stale after {stale_after:.0f} s)")
-    return Verdict(ALIVE, f"{o.describe()}: heartbeat {max(age, 0):.0f} s ago")
+        return Verdict(DEAD, f"no heartbeat for {age:.0f} s (stale after {stale_after:.0f} s)")
+    return Verdict(ALIVE, f"heartbeat {max(age, 0):.0f} s ago")
 
 
 def _is_already_exists(e: Exception) -> bool:
@@ -254,14 +254,14 @@ class Registry:
         for attempt in range(attempts):
             params, tags = self.snapshot()
             cur = holder_of(config_hash, params, tags)
-            previous = None
+            previous, previous_why = None, "claimed"
             if cur is not None:
                 v = judge(cur, here, clock(), stale_after)
                 if v.state == MINE:
                     return Claim(cur.lease, why=v.why)
                 if v.state == ALIVE:
                     return Claim(None, held_by=cur, why=v.why)
-                previous = cur
+                previous, previous_why = cur, v.why
             epoch = 0 if cur is None else cur.lease.epoch + 1
             lease = Lease(config_hash, epoch, here, uuid.uuid4().hex, round(clock(), 3))
             try:
@@ -271,7 +271,7 @@ class Registry:
             stored = self.snapshot()[0].get(lease.key())
             if stored == lease.value():
                 self.beat(lease, clock())
-                return Claim(lease, why="claimed", taken_over=previous)
+                return Claim(lease, why=previous_why, taken_over=previous)
             if stored is None:  # the write did not land: the store failed; try again
                 time.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random()))
             # else another process won this epoch: judge it on the next pass

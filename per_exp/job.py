@@ -135,7 +135,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     release = True
     try:
         if claim.taken_over is not None:
-            log.info("[%s] took config hash %s over: %s", job.name, place.config_hash, claim.why or "its owner is gone")
+            gone = claim.taken_over.lease.owner.describe()
+            log.info("[%s] took config hash %s over from %s: %s", job.name, place.config_hash, gone, claim.why)
         plan = _plan(conf, job, place, read_checkpoint=True)  # again: the store may have moved meanwhile
         if plan is None:
             return {"skipped": True}

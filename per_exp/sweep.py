@@ -322,7 +322,9 @@ class MlflowSweepCallback(Callback):
             verdict = judge(holder, self.here, now, self.stale_after) if holder is not None else None
             if verdict is not None and verdict.state == ALIVE:
                 held += 1
-                lines.append(f"  {job.overrides}: held by another launch ({verdict.why})")
+                assert holder is not None
+                who = holder.lease.owner.describe()
+                lines.append(f"  {job.overrides}: held by another launch, {who} ({verdict.why})")
                 continue
             if not runs:
                 lines.append(f"  {job.overrides}: no run (the job never started)")

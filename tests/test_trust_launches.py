@@ -42,7 +42,8 @@ def assert_each_job_trained_once(uri: str, n_jobs: int, episodes: int) -> None:
         assert duplicated_points(uri, rid) == 0
         assert steps_of(uri, rid) == list(range(episodes))
         assert _seed_of(run_overrides(uri, rid)) == int(r.data.params["seed"])
-        assert r.data.tags[C.TAG_PARENT] in parent_ids
+        if parent_ids:  # a sweep's runs (a single run has no parent)
+            assert r.data.tags[C.TAG_PARENT] in parent_ids
 
 
 def _existing_store(tmp: Path, uri: str) -> None:
@@ -117,7 +118,7 @@ def test_a_live_owner_is_not_taken_over_and_the_second_launch_says_so(tmp_path: 
         second = start(args, tmp_path, hook_env(tmp_path), second_log)
         assert finish(second) == 3, second_log.read_text()[-3000:]
         text = second_log.read_text()
-        assert f"held by pid {first.pid} on " in text or "held by" in text, text[-3000:]
+        assert f"held by pid {first.pid} on " in text and "its process runs on this host" in text, text[-3000:]
         assert traceback_lines(text) == 0
         assert first.poll() is None  # untouched
     finally:
