@@ -33,11 +33,8 @@ def client_for(uri: str):
     migrates a new file on first use, and two processes doing that at once crash."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
-    if store.sqlite_file(uri) is not None:
-        with store.setup_lock(uri):
-            client.search_experiments(max_results=1)
-    return client
+    with store.setup_lock(uri):  # MlflowClient opens the store at once (a no-op for a server)
+        return MlflowClient(tracking_uri=uri)
 
 
 def ensure_experiment(client, name: str) -> str:

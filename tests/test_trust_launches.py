@@ -16,6 +16,7 @@ import pytest
 
 from per_exp import contract as C
 from per_exp.claims import Registry
+from per_exp.heartbeat import Heartbeat
 from per_exp.owner import Owner
 from tests.support.census import census, duplicated_points, run_overrides, steps_of
 from tests.support.faults import finish, hook_env, start, traceback_lines, wait_for, wait_no_leftovers
@@ -29,14 +30,18 @@ def _seed_of(overrides: list[str]) -> int:
     return int(next(o.split("=", 1)[1] for o in overrides if o.startswith("seed=")))
 
 
-def assert_each_job_trained_once(uri: str, n_jobs: int, episodes: int) -> None:
-    """One run per config hash, FINISHED, every point once, its own overrides, under its own parent."""
+def assert_each_job_trained_once(uri: str, seeds: set[int], episodes: int) -> None:
+    """The jobs of these seeds: one run per config hash, FINISHED, every point once, its own
+    overrides, under its own parent."""
     cen = census(uri)
-    by_hash = cen.by_hash()
-    assert len(by_hash) == n_jobs, {h: len(rs) for h, rs in by_hash.items()}
+    jobs = [r for r in cen.jobs if int(r.data.params["seed"]) in seeds]
+    by_hash: dict[str, list] = {}
+    for r in jobs:
+        by_hash.setdefault(r.data.tags[C.TAG_CONFIG_HASH], []).append(r)
+    assert len(by_hash) == len(seeds), {h: len(rs) for h, rs in by_hash.items()}
     assert all(len(rs) == 1 for rs in by_hash.values()), {h: len(rs) for h, rs in by_hash.items()}
     parent_ids = {p.info.run_id for p in cen.parents}
-    for r in cen.jobs:
+    for r in jobs:
         rid = r.info.run_id
         assert r.info.status == "FINISHED", (r.info.run_name, r.info.status, r.data.tags.get("error"))
         assert duplicated_points(uri, rid) == 0
@@ -69,7 +74,7 @@ def test_the_same_sweep_launched_twice_at_once_trains_each_job_once(tmp_path: Pa
     assert set(codes) <= {0, 3}, (codes, outs[0][-3000:], outs[1][-3000:])
     assert any("held by" in o for o in outs), "the launches did not overlap on any job"
     assert not any(traceback_lines(o) for o in outs)
-    assert_each_job_trained_once(uri, 4, 6)
+    assert_each_job_trained_once(uri, {0, 1, 2, 3}, 6)
     cen = census(uri)
     sweep_parents = [p for p in cen.parents if "seed=0,1,2,3" in p.data.tags.get(C.TAG_OVERRIDES, "")]
     assert len(sweep_parents) == 1  # one sweep, one parent, whichever launch made it
@@ -123,7 +128,7 @@ def test_a_live_owner_is_not_taken_over_and_the_second_launch_says_so(tmp_path: 
         assert first.poll() is None  # untouched
     finally:
         assert finish(first) == 0, first_log.read_text()[-3000:]
-    assert_each_job_trained_once(uri, 1, 12)
+    assert_each_job_trained_once(uri, {5}, 12)
 
 
 def test_a_remote_owner_is_judged_by_its_heartbeat_and_a_requeued_slurm_job_by_its_id(tmp_path: Path):
@@ -132,7 +137,14 @@ def test_a_remote_owner_is_judged_by_its_heartbeat_and_a_requeued_slurm_job_by_i
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [*BASE, "seed=6", "max_episodes=3", f"tracking.uri={uri}", "tracking.stale_after_seconds=8"]
+    args = [
+        *BASE,
+        "seed=6",
+        "max_episodes=3",
+        f"tracking.uri={uri}",
+        "tracking.stale_after_seconds=8",
+        "tracking.heartbeat_seconds=2",
+    ]
     # a first launch that dies (SIGKILL) after its first episode: a RUNNING run with a checkpoint
     log0 = tmp_path / "0.log"
     p0 = start(args, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s6:2:{signal.SIGKILL}"), log0)
@@ -141,34 +153,45 @@ def test_a_remote_owner_is_judged_by_its_heartbeat_and_a_requeued_slurm_job_by_i
     chash = run.data.tags[C.TAG_CONFIG_HASH]
     c = MlflowClient(uri)
     reg = Registry.open(c, run.info.experiment_id)
-    # the hash is now claimed, alive by its heartbeat, by Slurm job 4242 on another host
+    # the hash is now claimed by Slurm job 4242 on another host, alive by its heartbeat (this test beats for it)
     remote = Owner("node-elsewhere", 4242, "1", "other-boot", slurm_job="4242", slurm_restart=0)
-    assert reg.claim(chash, remote, stale_after=0.0).lease is not None
-    log1 = tmp_path / "1.log"
-    p1 = start(args, tmp_path, hook_env(tmp_path, SLURM_JOB_ID="999"), log1)
-    assert finish(p1) == 3, log1.read_text()[-3000:]
-    assert "held by Slurm job 4242" in log1.read_text()
-    # the same Slurm job, requeued: its own earlier claim does not hold it back
-    log2 = tmp_path / "2.log"
-    p2 = start(args, tmp_path, hook_env(tmp_path, SLURM_JOB_ID="4242", SLURM_RESTART_COUNT="1"), log2)
-    assert finish(p2) == 0, log2.read_text()[-3000:]
-    assert_each_job_trained_once(uri, 1, 3)
-    # and a stale remote claim is taken over once its heartbeat is older than stale_after_seconds
+    lease = reg.claim(chash, remote, stale_after=0.0).lease
+    assert lease is not None
+    beat = Heartbeat(reg, lease, every=1.0, give_up_after=60).start()
+    try:
+        log1 = tmp_path / "1.log"
+        p1 = start(args, tmp_path, hook_env(tmp_path, SLURM_JOB_ID="999"), log1)
+        assert finish(p1) == 3, log1.read_text()[-3000:]
+        assert "held by Slurm job 4242" in log1.read_text()
+        # the same Slurm job, requeued: its own earlier claim does not hold it back, fresh heartbeat or not
+        log2 = tmp_path / "2.log"
+        p2 = start(args, tmp_path, hook_env(tmp_path, SLURM_JOB_ID="4242", SLURM_RESTART_COUNT="1"), log2)
+        assert finish(p2) == 0, log2.read_text()[-3000:]
+        assert "requeued as this job" in log2.read_text()
+    finally:
+        beat.stop()
+    assert_each_job_trained_once(uri, {6}, 3)
+
+    # a remote claim is held while it beats, and taken over once its heartbeat is older than stale_after_seconds
     args7 = [a.replace("seed=6", "seed=7") for a in args]
     log3 = tmp_path / "3.log"
     p3 = start(args7, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s7:2:{signal.SIGKILL}"), log3)
     assert finish(p3) == -signal.SIGKILL
     run7 = next(r for r in census(uri).jobs if r.data.params["seed"] == "7")
-    assert reg.claim(run7.data.tags[C.TAG_CONFIG_HASH], Owner("node-elsewhere", 1, "1", "b"), stale_after=0.0).lease
-    t0 = time.monotonic()
-    log4 = tmp_path / "4.log"
-    p4 = start(args7, tmp_path, hook_env(tmp_path), log4)
-    assert finish(p4) == 3  # fresh heartbeat: held
-    time.sleep(max(0.0, 9 - (time.monotonic() - t0)))
+    lease7 = reg.claim(run7.data.tags[C.TAG_CONFIG_HASH], Owner("node-elsewhere", 1, "1", "b"), stale_after=0.0).lease
+    assert lease7 is not None
+    beat = Heartbeat(reg, lease7, every=1.0, give_up_after=60).start()
+    try:
+        log4 = tmp_path / "4.log"
+        assert finish(start(args7, tmp_path, hook_env(tmp_path), log4)) == 3, log4.read_text()[-3000:]
+        assert "heartbeat" in log4.read_text()
+    finally:
+        beat.stop()  # the remote owner goes silent
+    time.sleep(9)
     log5 = tmp_path / "5.log"
-    p5 = start(args7, tmp_path, hook_env(tmp_path), log5)
-    assert finish(p5) == 0, log5.read_text()[-3000:]
+    assert finish(start(args7, tmp_path, hook_env(tmp_path), log5)) == 0, log5.read_text()[-3000:]
     assert "no heartbeat for" in log5.read_text()
+    assert_each_job_trained_once(uri, {6, 7}, 3)
 
 
 def test_a_shared_explicit_sweep_folder_in_use_is_refused(tmp_path: Path):

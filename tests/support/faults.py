@@ -98,15 +98,16 @@ def start(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subproc
     as a terminal's Ctrl-C does), output to `log`."""
     full = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     full |= {"PYTHONUNBUFFERED": "1", **env}
-    return subprocess.Popen(
-        [sys.executable, "-m", "per_exp.train", *args],
-        cwd=cwd,
-        env=full,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "per_exp.train", *args],
+            cwd=cwd,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 600) -> int:
