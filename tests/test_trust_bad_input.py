@@ -15,6 +15,7 @@ from tests.support.cli import compose, run_cli
 from tests.support.sweeps import free_port
 
 TINY = ["max_episodes=2", "capacity=500", "sampler=uniform"]
+slow = pytest.mark.slow  # each case is a real command line in a subprocess
 
 
 def _lines(text: str) -> list[str]:
@@ -42,6 +43,7 @@ def assert_no_runs(uri: str) -> None:
     assert (c.search_runs(exps) if exps else []) == []
 
 
+@slow
 @pytest.mark.parametrize(
     "args, words, not_listed",
     [
@@ -74,6 +76,7 @@ def test_the_seed_range_is_inclusive_at_both_ends():
             validate(compose([f"seed={seed}"]))
 
 
+@slow
 @pytest.mark.parametrize(
     "uri, words",
     [
@@ -87,6 +90,7 @@ def test_unsupported_tracking_uris_are_refused(tmp_path, uri, words):
     assert_refused(r, *words)
 
 
+@slow
 @pytest.mark.parametrize("multirun", [False, True], ids=["run", "sweep"])
 def test_an_unreachable_tracking_server_is_refused_fast(tmp_path, multirun):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -113,6 +117,7 @@ def mounted_tmpfs(where: Path, size: str, read_only: bool = False):
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+@slow
 @pytest.mark.parametrize("kind", ["read-only", "full"])
 @pytest.mark.parametrize("what", ["store", "checkpoint.dir"])
 def test_a_folder_that_cannot_be_written_is_refused_before_any_run(tmp_path, kind, what):
