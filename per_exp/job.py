@@ -119,7 +119,13 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     place = _locate(conf, resolved, job)
     if place.swept:  # named by what sets this job apart from the sweep's others
         job = dataclasses.replace(job, name=tracking.run_name(conf, place.swept))
-    plan = _plan(conf, job, place, read_checkpoint=False)
+    try:
+        plan = _plan(conf, job, place, read_checkpoint=False)
+    except ConfigError as e:
+        if place.in_launcher:
+            _refuse_now(e)
+        log.error("error: %s", e)  # a sweep's callback refuses this up front; here only after a race
+        return {"refused": str(e)}
     if plan is None:
         return {"skipped": True}
     claim = place.registry.claim(place.config_hash, owner.this_process(), conf.tracking.stale_after_seconds)

@@ -28,11 +28,25 @@ _VERSIONED = ("per_exp", "torch", "numpy", "gymnasium", "mlflow", "hydra-core", 
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
 
 
+class _ReraisedStoreErrors(logging.Filter):
+    """MLflow's SQL store logs a database error with its whole traceback, then raises it to us; the
+    job reports it in one line (and keeps the traceback in error.txt), so the log copy goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("SQLAlchemy database error")
+
+
+_QUIET = _ReraisedStoreErrors()
+
+
 def client_for(uri: str):
     """A client for `uri`. A SQLite file is opened (created, migrated) under the set-up lock: MLflow
     migrates a new file on first use, and two processes doing that at once crash."""
     from mlflow.tracking import MlflowClient
 
+    store_log = logging.getLogger("mlflow.store.db.utils")
+    if _QUIET not in store_log.filters:
+        store_log.addFilter(_QUIET)
     with store.setup_lock(uri):  # MlflowClient opens the store at once (a no-op for a server)
         return MlflowClient(tracking_uri=uri)
 
