@@ -50,6 +50,11 @@ def _damage(path: Path, kind: str) -> None:
         path.write_bytes(data[: len(data) // 2])
     elif kind == "not-a-checkpoint":
         path.write_bytes(b"definitely not a checkpoint\n" * 100)
+    elif kind == "legacy-pickle":  # what an older per_exp wrote: never read, refused
+        import torch
+
+        path.unlink()
+        torch.save({"format_version": 1}, path.with_name(checkpoint.LEGACY_FILE_NAME))
     elif kind == "state-does-not-fit":  # a valid file whose network no longer fits the code's
         state = checkpoint.load(path)
         assert state is not None and _shrink_first_matrix(state["trainer"]["agent"])
@@ -65,7 +70,7 @@ def _reference_steps() -> list[tuple[int, float]]:
     return ref
 
 
-@pytest.mark.parametrize("kind", ["torn", "not-a-checkpoint", "state-does-not-fit"])
+@pytest.mark.parametrize("kind", ["torn", "not-a-checkpoint", "legacy-pickle", "state-does-not-fit"])
 def test_an_unloadable_checkpoint_is_moved_aside_and_the_run_restarts_in_place(tmp_path: Path, kind: str):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*ARGS, "checkpoint.every_episodes=2", f"tracking.uri={uri}"]
