@@ -23,8 +23,6 @@ import fcntl
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,16 +111,27 @@ def check_store(uri: str, timeout: float) -> None:
                 raise ConfigError("tracking.uri", uri, f"a SQLite file this process can write ({e.strerror})") from None
         return
     if _scheme(uri) in ("http", "https"):
+        import requests
+
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-                pass
-        except urllib.error.HTTPError:
-            return  # it answered (a proxy may not route /health): reachable
-        except (OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
+            # TLS as MLflow's client does it: its CA bundle, client certificate and insecure switch
+            requests.get(uri.rstrip("/") + "/health", timeout=timeout, verify=_verify(), cert=_client_cert())
+        except requests.RequestException as e:
+            short = " ".join(str(e).split())[:200]
             raise ConfigError(
-                "tracking.uri", uri, f"a tracking server that answers within {timeout:.0f} s ({reason})"
+                "tracking.uri", uri, f"a tracking server that answers within {timeout:.0f} s ({short})"
             ) from None
+        # any HTTP answer will do (a proxy may not route /health): the server is there
+
+
+def _verify() -> bool | str:
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        return False
+    return os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+
+
+def _client_cert() -> str | None:
+    return os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None
 
 
 @contextlib.contextmanager
