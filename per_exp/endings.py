@@ -59,11 +59,12 @@ def signal_of(e: BaseException) -> int:
     return int(m.group(1)) if m else int(signal.SIGINT)
 
 
-def classify(e: BaseException) -> Ending:
+def classify(e: BaseException, stop_signal: int | None = None) -> Ending:
+    """What `e` means for the run; `stop_signal` is the stop signal the job had received, if any."""
     if isinstance(e, LeaseLost):
         return Ending(TAKEN_OVER if e.taken_over else STORE_LOST, None, False, e)
     if isinstance(e, KeyboardInterrupt):
-        return Ending(STOPPED, "KILLED", True, e, signal_of(e))
+        return Ending(STOPPED, "KILLED", True, e, stop_signal or signal_of(e))
     if isinstance(e, ConfigError):
         return Ending(REFUSED, None, True, e)
     if store.is_disk_full(e):
@@ -77,16 +78,17 @@ def _short(e: BaseException) -> str:
     return " ".join(f"{type(e).__name__}: {e}".split())[:300]
 
 
-def line(ending: Ending, name: str, run_id: str | None, uri: str, ckpt: Path) -> str:
+def stop_reason(ending: Ending, detail: str = "") -> str:
+    assert ending.signum is not None
+    return f"stopped by {signal.Signals(ending.signum).name}" + (f": {detail}" if detail else "")
+
+
+def line(ending: Ending, name: str, run_id: str | None, uri: str, ckpt: Path, detail: str = "") -> str:
     """The one line that says what happened and what to do next."""
     who = f"run {name}" + (f" ({run_id})" if run_id else "")
     e = ending.error
     if ending.kind == STOPPED:
-        assert ending.signum is not None
-        return (
-            f"{who} KILLED: stopped by {signal.Signals(ending.signum).name}; "
-            "re-run the same command to resume it from its checkpoint"
-        )
+        return f"{who} KILLED: {stop_reason(ending, detail)}; re-run the same command to resume it from its checkpoint"
     if ending.kind == STORE_LOST:
         return (
             f"{who}: the tracking store {uri} stopped answering ({_short(e)}); the job ends, the run stays as the "
@@ -104,17 +106,20 @@ def line(ending: Ending, name: str, run_id: str | None, uri: str, ckpt: Path) ->
     return f"{who} ended FAILED: {_short(e)}"
 
 
-def close_run(ending: Ending, name: str, run, out_dir: Path, uri: str, ckpt: Path) -> None:
-    """Write what may be written about the run (best effort), then say the one line."""
+def close_run(ending: Ending, name: str, run, out_dir: Path, uri: str, ckpt: Path, detail: str = "") -> None:
+    """Write what may be written about the run (best effort), then say the one line.
+
+    `detail` says more about a stop (Slurm's reason for a SIGTERM: preempted, cancelled...).
+    """
     if run is not None and ending.status is not None:
-        _record(ending, run, out_dir)
-    say = line(ending, name, run.run_id if run is not None else None, uri, ckpt)
+        _record(ending, run, out_dir, detail)
+    say = line(ending, name, run.run_id if run is not None else None, uri, ckpt, detail)
     (log.warning if ending.kind == STOPPED else log.error)("%s", say)
 
 
-def _record(ending: Ending, run, out_dir: Path) -> None:
+def _record(ending: Ending, run, out_dir: Path, detail: str) -> None:
     e = ending.error
-    why = f"stopped by {signal.Signals(ending.signum).name}" if ending.signum else _short(e)
+    why = stop_reason(ending, detail) if ending.kind == STOPPED else _short(e)
     steps = [
         run.flush,  # keep what was logged so far
         lambda: run.set_tags({C.TAG_ERROR: why[:5000]}),

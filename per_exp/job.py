@@ -17,8 +17,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,6 +35,7 @@ from per_exp import (
     processes,
     provenance,
     resume,
+    slurm,
     store,
     tracking,
 )
@@ -45,16 +44,9 @@ from per_exp.claims import Claim, Registry
 from per_exp.config import Config, ConfigError, validate
 from per_exp.engine.trainer import Summary, Trainer
 from per_exp.heartbeat import Heartbeat
+from per_exp.signals import StopSignals
 
 log = logging.getLogger("per_exp")
-
-
-class JobTerminated(KeyboardInterrupt):
-    """SIGTERM (Slurm preemption, `kill`, a launcher shutting down): handled like Ctrl-C, run KILLED."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"signal {signum}")
-        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -120,7 +112,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     if place.swept:  # named by what sets this job apart from the sweep's others
         job = dataclasses.replace(job, name=tracking.run_name(conf, place.swept))
     try:
-        plan = _plan(conf, job, place, read_checkpoint=False)
+        with credentials.server_access(place.uri):  # a refused login: one line, before any run exists
+            plan = _plan(conf, job, place, read_checkpoint=False)
     except ConfigError as e:
         if place.in_launcher:
             _refuse_now(e)
@@ -138,6 +131,9 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         give_up_after=min(conf.tracking.server_timeout_seconds, conf.tracking.stale_after_seconds / 2),
     ).start()
     run: tracking.RunLogger | None = None
+    stops = StopSignals()  # SIGTERM/SIGUSR2: stop at the next episode boundary, after a checkpoint
+    ending: endings.Ending | None = None
+    cause: slurm.StopCause | None = None
     release = True
     try:
         if claim.taken_over is not None:
@@ -147,21 +143,28 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         if plan is None:
             return {"skipped": True}
         run = _open_or_attach(conf, resolved, job, place, plan)
-        with _sigterm_as_interrupt():
-            trainer, summary = _train(conf, job, place, plan, run, beat)
+        with stops:
+            trainer, summary = _train(conf, job, place, plan, run, beat, stops)
         _finish(conf, resolved, job, place, run, trainer, summary)
         return {"run_id": run.run_id, "solved_episode": summary.solved_episode, "episodes": summary.episodes}
     except BaseException as e:
         with processes.ignored_stops():
-            ending = endings.classify(e)
+            ending = endings.classify(e, stops.signum)
             release = ending.may_write
-            endings.close_run(ending, job.name, run, job.out_dir, place.uri, place.checkpoint_path)
-        return _after_ending(ending, place, run)
+            cause = slurm.why_stopped() if stops.signum == signal.SIGTERM else None
+            detail = cause.description if cause is not None else ""
+            endings.close_run(ending, job.name, run, job.out_dir, place.uri, place.checkpoint_path, detail)
     finally:
         beat.stop()
         if release:
             with contextlib.suppress(Exception):  # a store that failed: the heartbeat goes stale instead
                 place.registry.release(claim.lease)
+    # Only now that the run is closed and its claim released may the job come back (and resume it).
+    if cause is not None and cause.requeue:
+        slurm.requeue_self()
+    stops.hand_on()  # SIGUSR2 under submitit: its handler requeues and exits
+    assert ending is not None  # the try block returns unless it raised
+    return _after_ending(ending, place, run)
 
 
 def _validated(cfg: DictConfig) -> tuple[Config, dict[str, Any]]:
@@ -274,6 +277,8 @@ def _job_tags(job: HydraJob) -> dict[str, str]:
         # which process holds a RUNNING run (the claims registry is what decides; these are for people)
         C.TAG_HOST: socket.gethostname(),
         C.TAG_PID: str(os.getpid()),
+        # under Slurm: the job id (kept across requeues) and its restart count
+        **slurm.run_tags(),
     }
 
 
@@ -330,6 +335,7 @@ def _train(
     plan: resume.Plan,
     run: tracking.RunLogger,
     beat: Heartbeat,
+    stops: StopSignals,
 ) -> tuple[Trainer, Summary]:
     """Train to the end, from the checkpoint if the plan has one, saving checkpoints on the way.
 
@@ -356,7 +362,10 @@ def _train(
             },
         )
 
-    trainer = Trainer(conf, sink=sink, run_label=job.name, on_checkpoint=save_checkpoint)
+    def fresh() -> Trainer:
+        return Trainer(conf, sink=sink, run_label=job.name, on_checkpoint=save_checkpoint, should_stop=stops.requested)
+
+    trainer = fresh()
     if plan.state is not None:
         try:
             trainer.load_state_dict(plan.state["trainer"])
@@ -366,7 +375,7 @@ def _train(
             why = f"its state does not fit this code ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
             checkpoint.refuse(place.checkpoint_path, why)
             run.set_tags({C.TAG_CHECKPOINT_REFUSED: why, C.TAG_RESUMED_FROM: "0"})
-            trainer = Trainer(conf, sink=sink, run_label=job.name, on_checkpoint=save_checkpoint)
+            trainer = fresh()
             run.rows = []
     summary = trainer.run()
     run.flush()
@@ -422,19 +431,3 @@ def _write_episode_table(rows: list[dict], path: Path) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum, frame):
-        raise JobTerminated(signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (some launchers): leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

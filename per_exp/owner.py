@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from per_exp import slurm
+
 State = Literal["alive", "dead", "unknown"]
 ALIVE: State = "alive"
 DEAD: State = "dead"
@@ -76,12 +78,6 @@ def process_start(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
-def _slurm_job(env: dict[str, str]) -> str:
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID", "")
-
-
 def this_process() -> Owner:
     env = dict(os.environ)
     restart = env.get("SLURM_RESTART_COUNT", "0")
@@ -90,7 +86,7 @@ def this_process() -> Owner:
         pid=os.getpid(),
         started=process_start(os.getpid()),
         boot=_read("/proc/sys/kernel/random/boot_id"),
-        slurm_job=_slurm_job(env),
+        slurm_job=slurm.job_id(env) or "",
         slurm_restart=int(restart) if restart.isdigit() else 0,
     )
 

@@ -59,7 +59,8 @@ if _slow or _sig or _fill:
             label, ep, signum = _sig.rsplit(":", 2)
             if self.label == label and self.episode == int(ep):
                 os.kill(os.getpid(), int(signum))
-                time.sleep(30)  # the signal lands here
+                if int(signum) in (2, 9):  # SIGINT, SIGKILL land here; SIGTERM asks for a stop after the episode
+                    time.sleep(30)
         if _fill:
             label, ep, folder = _fill.split(":", 2)
             if self.label == label and self.episode == int(ep):
