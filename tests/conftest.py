@@ -76,3 +76,12 @@ def mlflow_server(request, tmp_path: Path):
     """
     with services.mlflow_server_factory(tmp_path, lambda: request.getfixturevalue("postgres")) as factory:
         yield factory
+
+
+@pytest.fixture(params=["sqlite", "postgresql-server"])
+def any_store(request, tmp_path: Path) -> str:
+    """A fresh store, twice: a SQLite file in the test's folder, and an `mlflow server` (2 workers)
+    backed by a new PostgreSQL database. The trust tests that take it must hold on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return request.getfixturevalue("mlflow_server")(backend="postgresql", workers=2).url

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,8 +15,8 @@ from per_exp import owner as owners
 from per_exp.claims import ALIVE, DEAD, FREE, MINE, Holder, Lease, Registry, holder_of, judge
 from per_exp.heartbeat import Heartbeat
 from per_exp.owner import Owner
+from tests.support.races import race
 
-WORKER = Path(__file__).parent / "support" / "claim_worker.py"
 HERE = Owner(host="node-a", pid=100, started="5000", boot="boot-1")
 
 
@@ -82,39 +78,6 @@ def test_holder_is_the_highest_epoch_and_a_heartbeat_counts_only_for_its_epoch()
 
 
 # ------------------------------------------------------------------------------- real processes
-
-
-def race(
-    uri: str, exp_id: str, action: str, arg: str, n: int, tmp: Path, hold: float = 0.0
-) -> tuple[list[dict], list[subprocess.Popen]]:
-    """n worker processes, connected first, then released at one instant against the store.
-
-    With `hold`, the workers stay alive that long after answering (the caller ends them).
-    """
-    go = tmp / f"go-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), uri, exp_id, action, arg, str(go), str(hold)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(n)
-    ]
-    deadline = time.monotonic() + 300
-    while len(list(tmp.glob(go.name + ".ready.*"))) < n:
-        assert time.monotonic() < deadline, "workers did not get ready"
-        assert all(p.poll() is None for p in procs), [p.communicate()[1][-2000:] for p in procs if p.poll()]
-        time.sleep(0.05)
-    (tmp / "go.tmp").write_text(str(time.time() + 0.5))
-    os.replace(tmp / "go.tmp", go)
-    if hold:
-        return [json.loads(p.stdout.readline()) for p in procs], procs
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
-    return [json.loads(o.strip().splitlines()[-1]) for o, _ in outs], procs
 
 
 def _sqlite(tmp: Path) -> tuple[str, MlflowClient, str]:

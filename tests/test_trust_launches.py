@@ -1,8 +1,9 @@
-"""Launches that coordinate through the store (issue 11, item 1), with real processes on SQLite.
+"""Launches that coordinate through the store (issue 11, item 1), with real processes.
 
 Each test starts real launches side by side and then counts what the store holds: runs per
 config hash, parents, metric points per (key, step), and each run's own hydra/overrides.yaml.
-The same checks against a tracking server backed by PostgreSQL are in test_trust_postgres.py.
+Tests taking `any_store` run twice: on a SQLite file and on an `mlflow server` backed by
+PostgreSQL (tests/conftest.py); the others exercise what only a local store can show.
 """
 
 from __future__ import annotations
@@ -18,37 +19,12 @@ from per_exp import contract as C
 from per_exp.claims import Registry
 from per_exp.heartbeat import Heartbeat
 from per_exp.owner import Owner
-from tests.support.census import census, duplicated_points, run_overrides, steps_of
+from tests.support.census import assert_each_job_trained_once, census, duplicated_points, run_overrides, seed_of
 from tests.support.faults import finish, hook_env, start, traceback_lines, wait_for, wait_no_leftovers
 
 pytestmark = pytest.mark.slow
 
 BASE = ["sampler=uniform", "capacity=500", "tracking.flush_every_episodes=2", "checkpoint.every_episodes=2"]
-
-
-def _seed_of(overrides: list[str]) -> int:
-    return int(next(o.split("=", 1)[1] for o in overrides if o.startswith("seed=")))
-
-
-def assert_each_job_trained_once(uri: str, seeds: set[int], episodes: int) -> None:
-    """The jobs of these seeds: one run per config hash, FINISHED, every point once, its own
-    overrides, under its own parent."""
-    cen = census(uri)
-    jobs = [r for r in cen.jobs if int(r.data.params["seed"]) in seeds]
-    by_hash: dict[str, list] = {}
-    for r in jobs:
-        by_hash.setdefault(r.data.tags[C.TAG_CONFIG_HASH], []).append(r)
-    assert len(by_hash) == len(seeds), {h: len(rs) for h, rs in by_hash.items()}
-    assert all(len(rs) == 1 for rs in by_hash.values()), {h: len(rs) for h, rs in by_hash.items()}
-    parent_ids = {p.info.run_id for p in cen.parents}
-    for r in jobs:
-        rid = r.info.run_id
-        assert r.info.status == "FINISHED", (r.info.run_name, r.info.status, r.data.tags.get("error"))
-        assert duplicated_points(uri, rid) == 0
-        assert steps_of(uri, rid) == list(range(episodes))
-        assert _seed_of(run_overrides(uri, rid)) == int(r.data.params["seed"])
-        if parent_ids:  # a sweep's runs (a single run has no parent)
-            assert r.data.tags[C.TAG_PARENT] in parent_ids
 
 
 def _existing_store(tmp: Path, uri: str) -> None:
@@ -59,8 +35,8 @@ def _existing_store(tmp: Path, uri: str) -> None:
 
 
 @pytest.mark.parametrize("fresh", [False, True], ids=["existing-store", "fresh-store"])
-def test_the_same_sweep_launched_twice_at_once_trains_each_job_once(tmp_path: Path, fresh: bool):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_the_same_sweep_launched_twice_at_once_trains_each_job_once(tmp_path: Path, any_store: str, fresh: bool):
+    uri = any_store
     if not fresh:
         _existing_store(tmp_path, uri)
     args = ["-m", *BASE, "seed=0,1,2,3", "max_episodes=6", f"tracking.uri={uri}"]
@@ -84,8 +60,10 @@ def test_the_same_sweep_launched_twice_at_once_trains_each_job_once(tmp_path: Pa
         assert wait_no_leftovers(e["PER_EXP_TEST_TAG"]) == []
 
 
-def test_two_different_sweeps_in_the_same_second_keep_their_own_runs_folders_and_parents(tmp_path: Path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_two_different_sweeps_in_the_same_second_keep_their_own_runs_folders_and_parents(
+    tmp_path: Path, any_store: str
+):
+    uri = any_store
     _existing_store(tmp_path, uri)
     same_second = "2026-12-01 10:00:00"  # Hydra's ${now:...} in both launches: the sweep folders' timestamp
     sweeps = {"a": "seed=0,1", "b": "seed=2,3"}
@@ -110,11 +88,11 @@ def test_two_different_sweeps_in_the_same_second_keep_their_own_runs_folders_and
         for r in children:
             assert r.info.status == "FINISHED"
             assert duplicated_points(uri, r.info.run_id) == 0
-            assert _seed_of(run_overrides(uri, r.info.run_id)) == int(r.data.params["seed"])
+            assert seed_of(run_overrides(uri, r.info.run_id)) == int(r.data.params["seed"])
 
 
-def test_a_live_owner_is_not_taken_over_and_the_second_launch_says_so(tmp_path: Path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_live_owner_is_not_taken_over_and_the_second_launch_says_so(tmp_path: Path, any_store: str):
+    uri = any_store
     args = [*BASE, "seed=5", "max_episodes=12", f"tracking.uri={uri}"]
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     first = start(args, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SLOW="1.0"), first_log)

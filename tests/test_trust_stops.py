@@ -25,8 +25,8 @@ def _summary_count(text: str) -> int:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_one_joblib_worker_kills_that_run_and_the_others_finish(tmp_path: Path, signum):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_signal_to_one_joblib_worker_kills_that_run_and_the_others_finish(tmp_path: Path, any_store: str, signum):
+    uri = any_store
     args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *BASE, "seed=0,1,2", "max_episodes=6"]
     env = hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s1:3:{int(signum)}", PER_EXP_TEST_SLOW="0.2")
     log = tmp_path / "sweep.log"
@@ -67,7 +67,14 @@ def test_a_signal_to_one_joblib_worker_kills_that_run_and_the_others_finish(tmp_
     ids=["basic-ctrl-c", "joblib-ctrl-c", "joblib-int-launcher", "joblib-term-launcher"],
 )
 def test_stopping_the_launcher_kills_the_in_flight_runs_and_the_parent(tmp_path: Path, launcher, to_group, signum):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _stop_the_launcher(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", launcher, to_group, signum)
+
+
+def test_ctrl_c_of_a_joblib_launch_into_a_postgresql_backed_server(tmp_path: Path, mlflow_server):
+    _stop_the_launcher(tmp_path, mlflow_server(backend="postgresql", workers=2).url, "joblib", True, signal.SIGINT)
+
+
+def _stop_the_launcher(tmp_path: Path, uri: str, launcher: str, to_group: bool, signum: int) -> None:
     args = ["-m", f"hydra/launcher={launcher}", *BASE, "seed=0,1,2,3", "max_episodes=30", f"tracking.uri={uri}"]
     if launcher == "joblib":
         args.append("hydra.launcher.n_jobs=2")

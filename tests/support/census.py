@@ -62,3 +62,28 @@ def run_overrides(uri: str, run_id: str) -> list[str]:
     with tempfile.TemporaryDirectory() as d:
         p = MlflowClient(uri).download_artifacts(run_id, f"{C.ARTIFACT_HYDRA_DIR}/overrides.yaml", d)
         return list(yaml.safe_load(Path(p).read_text()) or [])
+
+
+def seed_of(overrides: list[str]) -> int:
+    return int(next(o.split("=", 1)[1] for o in overrides if o.startswith("seed=")))
+
+
+def assert_each_job_trained_once(uri: str, seeds: set[int], episodes: int) -> None:
+    """The jobs of these seeds: one run per config hash, FINISHED, every point once, its own
+    overrides, under its own parent."""
+    cen = census(uri)
+    jobs = [r for r in cen.jobs if int(r.data.params["seed"]) in seeds]
+    by_hash: dict[str, list] = {}
+    for r in jobs:
+        by_hash.setdefault(r.data.tags[C.TAG_CONFIG_HASH], []).append(r)
+    assert len(by_hash) == len(seeds), {h: len(rs) for h, rs in by_hash.items()}
+    assert all(len(rs) == 1 for rs in by_hash.values()), {h: len(rs) for h, rs in by_hash.items()}
+    parent_ids = {p.info.run_id for p in cen.parents}
+    for r in jobs:
+        rid = r.info.run_id
+        assert r.info.status == "FINISHED", (r.info.run_name, r.info.status, r.data.tags.get("error"))
+        assert duplicated_points(uri, rid) == 0
+        assert steps_of(uri, rid) == list(range(episodes))
+        assert seed_of(run_overrides(uri, rid)) == int(r.data.params["seed"])
+        if parent_ids:  # a sweep's runs (a single run has no parent)
+            assert r.data.tags[C.TAG_PARENT] in parent_ids
