@@ -1,12 +1,17 @@
 """The sweep manager: the Hydra callback that turns a multirun into one MLflow sweep.
 
 Runs on the launching machine before any job starts: it composes and
-validates every job's config (bad input fails before any run exists), makes
-sure the store is initialised and the experiment exists (so concurrent
-workers never race on schema migration or `set_experiment`), and creates the
-sweep's parent run. Jobs read the ids from the sweep file
-(`per_exp.contract.SweepFile`) in the sweep folder and attach as children;
-they never create shared state themselves.
+validates every job's config (bad input fails before any run exists), checks
+the store and sets it up (schema under a lock, experiment, claims registry:
+`per_exp.store`), refuses to continue runs written by other code
+(`per_exp.provenance`), takes the sweep folder (refused if another running
+launch uses it) and chooses the sweep's parent run once and for all through
+the claims registry, so concurrent launches of one sweep share one parent.
+Jobs read the ids from the sweep file (`per_exp.contract.SweepFile`) and
+attach as children. Any failure here ends the launch (Hydra would only warn).
+At the end it reports every job once and ends the parent: FINISHED, FAILED,
+KILLED (a stopped launch), or still RUNNING when another live launch holds
+some of its jobs.
 """
 
 from __future__ import annotations
