@@ -30,7 +30,10 @@ from typing import Any
 from per_exp.config import ConfigError
 
 SQLITE = "sqlite:///"
-SUPPORTED = "sqlite:///<file>, http(s)://<server>[:port] or postgresql://<user>:<password>@<host>[:port]/<database>"
+SUPPORTED = (
+    "sqlite:///<file>, http(s)://<server>[:port] or postgresql://<user>@<host>[:port]/<database> "
+    "(a password never in the URI: PGPASSWORD or ~/.pgpass)"
+)
 # Less room than this and a launch is refused: a checkpoint of the default replay capacity is
 # about 1 MB, an MLflow run's rows a few kB; the margin keeps the disk from filling mid-run.
 MIN_FREE_BYTES = 32 * 2**20
