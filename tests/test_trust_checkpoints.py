@@ -25,7 +25,7 @@ from tests.test_trust_bad_input import mounted_tmpfs
 pytestmark = pytest.mark.slow
 
 ARGS = ["sampler=sumtree", "seed=2", "capacity=500", "max_episodes=7", "tracking.flush_every_episodes=1"]
-LABEL = "sumtree-dueling-s2"
+LABEL = "s2-sumtree-dueling"
 
 
 def _kill_at(tmp: Path, episode: int) -> dict[str, str]:

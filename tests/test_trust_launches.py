@@ -125,7 +125,7 @@ def test_a_remote_owner_is_judged_by_its_heartbeat_and_a_requeued_slurm_job_by_i
     ]
     # a first launch that dies (SIGKILL) after its first episode: a RUNNING run with a checkpoint
     log0 = tmp_path / "0.log"
-    p0 = start(args, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s6:2:{signal.SIGKILL}"), log0)
+    p0 = start(args, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"s6-uniform-dueling:2:{signal.SIGKILL}"), log0)
     assert finish(p0) == -signal.SIGKILL, log0.read_text()[-3000:]
     [run] = census(uri).jobs
     chash = run.data.tags[C.TAG_CONFIG_HASH]
@@ -153,7 +153,7 @@ def test_a_remote_owner_is_judged_by_its_heartbeat_and_a_requeued_slurm_job_by_i
     # a remote claim is held while it beats, and taken over once its heartbeat is older than stale_after_seconds
     args7 = [a.replace("seed=6", "seed=7") for a in args]
     log3 = tmp_path / "3.log"
-    p3 = start(args7, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s7:2:{signal.SIGKILL}"), log3)
+    p3 = start(args7, tmp_path, hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"s7-uniform-dueling:2:{signal.SIGKILL}"), log3)
     assert finish(p3) == -signal.SIGKILL
     run7 = next(r for r in census(uri).jobs if r.data.params["seed"] == "7")
     lease7 = reg.claim(run7.data.tags[C.TAG_CONFIG_HASH], Owner("node-elsewhere", 1, "1", "b"), stale_after=0.0).lease

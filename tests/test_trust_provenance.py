@@ -52,7 +52,9 @@ def test_resuming_under_another_commit_is_refused_unless_allowed_and_then_both_a
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*(["-m"] if multirun else []), *BASE, "seed=4", "max_episodes=8", f"tracking.uri={uri}"]
     log = tmp_path / "first.log"
-    first = start(args, tmp_path, _env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s4:4:{signal.SIGKILL}"), log)
+    # a one-job sweep names its run by every override that is not bookkeeping (tracking.run_name)
+    label = "s4-uniform-capacity=500-max_episodes=8-dueling" if multirun else "s4-uniform-dueling"
+    first = start(args, tmp_path, _env(tmp_path, PER_EXP_TEST_SIGNAL=f"{label}:4:{signal.SIGKILL}"), log)
     assert finish(first) == -signal.SIGKILL, log.read_text()[-3000:]
     [run] = census(uri).jobs
     assert run.data.tags[C.TAG_GIT_COMMIT] == this_commit

@@ -28,7 +28,7 @@ def _summary_count(text: str) -> int:
 def test_a_signal_to_one_joblib_worker_kills_that_run_and_the_others_finish(tmp_path: Path, any_store: str, signum):
     uri = any_store
     args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *BASE, "seed=0,1,2", "max_episodes=6"]
-    env = hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"uniform-dueling-s1:3:{int(signum)}", PER_EXP_TEST_SLOW="0.2")
+    env = hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"s1-uniform-dueling:3:{int(signum)}", PER_EXP_TEST_SLOW="0.2")
     log = tmp_path / "sweep.log"
     code = finish(start([*args, f"tracking.uri={uri}"], tmp_path, env, log))
     text = log.read_text()
@@ -36,7 +36,7 @@ def test_a_signal_to_one_joblib_worker_kills_that_run_and_the_others_finish(tmp_
     assert traceback_lines(text) == 0, text[-4000:]
     assert _summary_count(text) == 1
     assert "2/3 jobs FINISHED" in text
-    killed_lines = [line for line in text.splitlines() if "uniform-dueling-s1" in line and "KILLED" in line]
+    killed_lines = [line for line in text.splitlines() if "s1-uniform-dueling" in line and "KILLED" in line]
     assert len(killed_lines) == 1, text[-4000:]
     cen = census(uri)
     status = {r.data.params["seed"]: r.info.status for r in cen.jobs}
