@@ -112,11 +112,15 @@ class ProgressReporter:
         return p
 
     def _loop(self) -> None:
+        failing = False
         while not self._stop.wait(self.interval):
             try:
                 self.report()
+                failing = False
             except Exception as e:  # a busy store must not end the sweep; the next poll tries again
-                self.out.write(f"sweep progress: store not readable this time ({type(e).__name__})\n")
+                if not failing:  # once per outage: a dead server is the jobs' to report, in one line each
+                    self.out.write(f"sweep progress: store not readable this time ({type(e).__name__})\n")
+                failing = True
 
     def start(self) -> None:
         self._thread.start()

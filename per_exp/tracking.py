@@ -19,7 +19,7 @@ from typing import Any
 
 from per_exp import contract as C
 from per_exp import store
-from per_exp.config import Config, ConfigError
+from per_exp.config import Config, ConfigError, hash_rules
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,12 @@ def run_name(conf: Config, swept: str = "") -> str:
     `s3-alpha=0.6-sumtree-dueling`. Only names follow this order, never the config hash.
     """
     parts = [f"s{conf.seed}"]
+    rules = hash_rules(Config)
     for override in swept.split():
         key, _, value = override.lstrip("+~").partition("=")
-        if key == "seed" or not value:
+        # a one-job sweep's "swept" overrides are all of them: how a run is kept (tracking.uri,
+        # checkpoint.*, hydra.*) names nothing about what it learns
+        if key == "seed" or not value or key.startswith("hydra.") or rules.is_bookkeeping(key):
             continue
         parts.append(value if key in _GROUPS else f"{key.rsplit('.', 1)[-1]}={value}")
     for name in (conf.sampler.name, conf.network.name):

@@ -52,6 +52,9 @@ def test_run_names_start_with_the_seed_then_what_sets_the_run_apart():
         == "s3-alpha=0.6-truncation_as_terminal=true-sumtree-dueling"
     )
     assert tracking.run_name(compose(["seed=3", "network=mlp"]), "network=mlp seed=3") == "s3-mlp-sumtree"
+    # bookkeeping and Hydra's own keys say how a run is kept, not what sets it apart (a one-job sweep)
+    kept = "seed=3 tracking.uri=sqlite:///x.db checkpoint.every_episodes=1 rerun=true hydra.launcher.n_jobs=2"
+    assert tracking.run_name(conf, kept) == "s3-sumtree-dueling"
     # the names of two runs of one sweep differ within the first characters the UI shows
     a = tracking.run_name(conf, "sampler.alpha=0.6 seed=3")
     b = tracking.run_name(conf, "sampler.alpha=1.0 seed=3")
@@ -95,6 +98,19 @@ def test_progress_counts_the_sweeps_jobs_in_a_real_store(tmp_path: Path):
     assert (
         len(lines) == 1 and PROGRESS.match(lines[0]) and lines[0].startswith("sweep progress: 3/5 jobs done (1 failed)")
     )
+
+
+def test_a_store_that_stops_answering_is_said_once_per_outage(tmp_path: Path, monkeypatch):
+    # a real client of a port nothing listens on: every poll fails at once (no retries)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    buf = io.StringIO()
+    rep = ProgressReporter(MlflowClient(f"http://127.0.0.1:{free_port()}"), "1", "p", ["h0"], [], 0.05, buf)
+    rep.start()
+    time.sleep(1.0)
+    rep.stop()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sweep progress: store not readable"), lines
 
 
 def _get_json(url: str, body: dict | None = None) -> dict:
