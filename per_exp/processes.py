@@ -111,9 +111,22 @@ def _wait_gone(pids: list[int], seconds: float) -> list[int]:
     return left
 
 
+def _is_resource_tracker(pid: int) -> bool:
+    """multiprocessing's or loky's resource tracker: it ignores SIGINT and SIGTERM by design, and
+    ends by itself when this process exits (it reads a pipe from it)."""
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def reap(grace: float = 10.0) -> list[int]:
-    """SIGTERM every process this one started, SIGKILL what is left after `grace` s; returns the killed."""
-    pids = descendants()
+    """SIGTERM every process this one started, SIGKILL what is left after `grace` s; returns the killed.
+
+    Resource trackers are left to end with this process: killed first, they are relaunched by
+    loky's own exit hook, which then prints a warning and tracebacks for every name they lost.
+    """
+    pids = [p for p in descendants() if not _is_resource_tracker(p)]
     if not pids:
         return []
     _signal_all(pids, signal.SIGTERM)

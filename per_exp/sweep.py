@@ -365,7 +365,7 @@ class MlflowSweepCallback(Callback):
             msg += f"; stopped by {signal.Signals(stopped).name}"
         if lines:
             msg += f"; {expected - n_ok} not finished (re-run the same command to resume them):\n" + "\n".join(lines)
-        (log.info if status in ("FINISHED", "RUNNING") else log.error)(msg)
+        # printed, not logged: Hydra's console handler would show the summary a second time
         ui, how = tracking.ui_address(sweep.uri, self._launch_dir)
         url = C.runs_url(ui, sweep.experiment_id, pid)
         print(msg + f"\nruns: {url}" + (f" ({how})" if how else ""), file=sys.stderr, flush=True)
