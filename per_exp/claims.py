@@ -192,7 +192,7 @@ class Registry:
             tags={
                 C.TAG_ROLE: C.ROLE_CLAIMS,
                 "mlflow.note.content": "per_exp's claims registry: which process trains which config hash. "
-                "Do not delete it (README: Scaling out, How concurrent launches coordinate).",
+                "Do not delete it (docs/trust.md: the claim protocol).",
             },
         )
         client.set_terminated(run.info.run_id, status="FINISHED")  # params still go in; the UI shows no live run

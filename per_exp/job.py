@@ -40,7 +40,7 @@ from per_exp import (
     tracking,
 )
 from per_exp import contract as C
-from per_exp.claims import Claim, Registry
+from per_exp.claims import Claim, ClaimError, Registry
 from per_exp.config import Config, ConfigError, validate
 from per_exp.engine.trainer import Summary, Trainer
 from per_exp.heartbeat import Heartbeat
@@ -211,6 +211,9 @@ def _locate(conf: Config, resolved: dict[str, Any], job: HydraJob) -> RunPlace:
                 )
         except ConfigError as e:
             _refuse_now(e)
+        except ClaimError as e:  # the registry is deleted or its election never finished: say how to go on
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(C.EXIT_FAILED) from None
         client, exp_id, registry = opened.client, opened.experiment_id, opened.registry
         in_launcher = job.sweep_dir is None  # a multirun without per_exp's callback: jobs may be anywhere
     return RunPlace(

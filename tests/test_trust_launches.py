@@ -215,3 +215,33 @@ def test_a_failure_in_the_sweep_callback_fails_the_launch_before_any_job(tmp_pat
     assert "injected failure in the sweep callback" in text
     if (tmp_path / "mlflow.db").exists():
         assert census(uri).jobs == []
+
+
+def test_a_deleted_claims_registry_stops_a_launch_in_one_line_saying_how_to_restore_it(tmp_path: Path):
+    """Attack beyond the issue's table: someone deletes the registry run in the UI."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _existing_store(tmp_path, uri)
+    c = MlflowClient(uri)
+    [exp] = [e for e in c.search_experiments() if C.EXPERIMENT_TAG_CLAIMS_RUN in e.tags]
+    registry_id = exp.tags[C.EXPERIMENT_TAG_CLAIMS_RUN]
+    c.delete_run(registry_id)
+    before = len(census(uri).jobs)
+    for multirun in ([], ["-m"]):
+        log = tmp_path / f"deleted{len(multirun)}.log"
+        code = finish(
+            start(
+                [*multirun, *BASE, "seed=5", "max_episodes=2", f"tracking.uri={uri}"], tmp_path, hook_env(tmp_path), log
+            )
+        )
+        text = log.read_text()
+        assert code == C.EXIT_FAILED, text[-3000:]
+        assert traceback_lines(text) == 0, text[-3000:]
+        lines = [x for x in text.splitlines() if f"runs restore --run-id {registry_id}" in x]
+        assert len(lines) == 1 and lines[0].startswith("error: "), text[-3000:]
+    assert len(census(uri).jobs) == before  # nothing trained
+    c.restore_run(registry_id)
+    log = tmp_path / "restored.log"
+    code = finish(start([*BASE, "seed=5", "max_episodes=2", f"tracking.uri={uri}"], tmp_path, hook_env(tmp_path), log))
+    assert code == 0, log.read_text()[-3000:]
