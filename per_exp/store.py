@@ -125,6 +125,28 @@ def check_store(uri: str, timeout: float) -> None:
                 "tracking.uri", uri, f"a tracking server that answers within {timeout:.0f} s ({short})"
             ) from None
         # any HTTP answer will do (a proxy may not route /health): the server is there
+    if _scheme(uri) == "postgresql":
+        _probe_database(uri, timeout)
+
+
+def _probe_database(uri: str, timeout: float) -> None:
+    """One connection attempt, bounded by `timeout`: MLflow's own engine set-up retries a database
+    that refuses for about 100 s, whatever the reason (down, wrong password, no such database)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(
+        uri, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": max(1, int(timeout))}
+    )
+    try:
+        with engine.connect():
+            pass
+    except Exception as e:
+        short = " ".join(str(getattr(e, "orig", None) or e).split())[:200]
+        raise ConfigError(
+            "tracking.uri", uri, f"a database that accepts this connection within {timeout:.0f} s ({short})"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def _verify() -> bool | str:

@@ -100,6 +100,20 @@ def test_an_unreachable_tracking_server_is_refused_fast(tmp_path, multirun):
     assert time.monotonic() - t0 < 60
 
 
+@slow
+@pytest.mark.parametrize("what", ["nothing-listens", "wrong-password"])
+def test_a_database_uri_that_cannot_connect_is_refused_fast(tmp_path, postgres, what):
+    """Attack beyond the issue's table: a direct postgresql:// store that refuses. MLflow's own
+    engine set-up retried it for ~110 s, then a traceback-free but late refusal; now one attempt."""
+    user_host, db = postgres.uri.split("@", 1)[1], postgres.uri.rsplit("/", 1)[1]
+    host = f"127.0.0.1:{free_port()}" if what == "nothing-listens" else user_host.split("/", 1)[0]
+    uri = f"postgresql://mlflow@{host}/{db}"  # the password only in PGPASSWORD (never in a URI)
+    t0 = time.monotonic()
+    r = run_cli([*TINY, f"tracking.uri={uri}"], cwd=tmp_path, timeout=300, env={"PGPASSWORD": "not-the-password"})
+    assert_refused(r, "tracking.uri", uri, "accepts this connection")
+    assert time.monotonic() - t0 < 60
+
+
 # ------------------------------------------------------------------ folders that cannot be written
 
 
