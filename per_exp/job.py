@@ -164,6 +164,11 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         slurm.requeue_self()
     stops.hand_on()  # SIGUSR2 under submitit: its handler requeues and exits
     assert ending is not None  # the try block returns unless it raised
+    if cause is not None and ending.signum is not None:
+        # Slurm stopped this attempt (preempted, requeued, cancelled, time limit). Returning would
+        # record it as the job's result (submitit), and the launcher would stop waiting while Slurm
+        # starts the next attempt; an exit leaves the outcome to Slurm's job state. The line is said.
+        raise SystemExit(128 + ending.signum)
     return _after_ending(ending, place, run)
 
 
