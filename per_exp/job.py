@@ -42,7 +42,7 @@ from per_exp import (
 from per_exp import contract as C
 from per_exp.claims import Claim, ClaimError, Registry
 from per_exp.config import Config, ConfigError, validate
-from per_exp.engine.trainer import Summary, Trainer
+from per_exp.engine.trainer import RunView, StateMismatch, Summary, run_one
 from per_exp.heartbeat import Heartbeat
 from per_exp.signals import StopSignals
 
@@ -106,7 +106,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     conf, resolved = _validated(cfg)
     job = HydraJob.current(conf)
     if not conf.tracking.enabled:
-        s = Trainer(conf, run_label=job.name).run()
+        s = run_one(conf, label=job.name)
         return {"solved_episode": s.solved_episode, "episodes": s.episodes}
     place = _locate(conf, resolved, job)
     if place.swept:  # named by what sets this job apart from the sweep's others
@@ -144,8 +144,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
             return {"skipped": True}
         run = _open_or_attach(conf, resolved, job, place, plan)
         with stops:
-            trainer, summary = _train(conf, job, place, plan, run, beat, stops)
-        _finish(conf, resolved, job, place, run, trainer, summary)
+            model, summary = _train(conf, job, place, plan, run, beat, stops)
+        _finish(conf, resolved, job, place, run, model, summary)
         return {"run_id": run.run_id, "solved_episode": summary.solved_episode, "episodes": summary.episodes}
     except BaseException as e:
         with processes.ignored_stops():
@@ -344,18 +344,21 @@ def _train(
     run: tracking.RunLogger,
     beat: Heartbeat,
     stops: StopSignals,
-) -> tuple[Trainer, Summary]:
-    """Train to the end, from the checkpoint if the plan has one, saving checkpoints on the way.
+) -> tuple[dict[str, Any], Summary]:
+    """Train to the end (a group of one), from the checkpoint if the plan has one, saving checkpoints on the way.
 
+    Returns the final online network's state (empty unless tracking.log_model) and the summary.
     Every episode and every checkpoint first asks the heartbeat whether the claim still holds: a
-    job taken over, or cut off from the store, stops before it writes anything more.
+    job taken over, or cut off from the store, stops before it writes anything more. A checkpoint
+    whose state does not fit this code (an older format, other shapes) is refused and the run
+    starts over in place.
     """
 
     def sink(episode: int, metrics: dict[str, float]) -> None:
         beat.check()
         run.log_episode(episode, metrics)
 
-    def save_checkpoint(trainer: Trainer) -> None:
+    def save_checkpoint(state: dict[str, Any]) -> None:
         beat.check()
         # Flush first: a checkpoint promises that every point before it is in the store.
         run.flush()
@@ -365,29 +368,43 @@ def _train(
                 "config_hash": place.config_hash,
                 "experiment_id": place.experiment_id,
                 "run_id": run.run_id,
-                "trainer": trainer.state_dict(),
+                "trainer": state,
                 "rows": run.rows,
             },
         )
 
-    def fresh() -> Trainer:
-        return Trainer(conf, sink=sink, run_label=job.name, on_checkpoint=save_checkpoint, should_stop=stops.requested)
+    model: dict[str, Any] = {}
 
-    trainer = fresh()
-    if plan.state is not None:
+    def keep_model(summary: Summary, view: RunView) -> None:
+        if conf.tracking.log_model:
+            model.update(view.online_state_dict())
+
+    def train(state: dict[str, Any] | None) -> Summary:
+        return run_one(
+            conf,
+            on_episode=sink,
+            label=job.name,
+            state=state,
+            on_checkpoint=save_checkpoint,
+            on_end=keep_model,
+            should_stop=stops.requested,
+        )
+
+    if plan.state is None:
+        summary = train(None)
+    else:
+        run.rows = list(plan.state["rows"])
+        log.info("[%s] resuming at episode %d from %s", job.name, plan.from_episode, place.checkpoint_path)
         try:
-            trainer.load_state_dict(plan.state["trainer"])
-            run.rows = list(plan.state["rows"])
-            log.info("[%s] resumed at episode %d from %s", job.name, plan.from_episode, place.checkpoint_path)
-        except Exception as e:  # state that does not fit this code: refuse it, start over in place
-            why = f"its state does not fit this code ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+            summary = train(plan.state["trainer"])
+        except StateMismatch as e:  # refuse it, start over in place
+            why = f"its state does not fit this code ({e})"
             checkpoint.refuse(place.checkpoint_path, why)
             run.set_tags({C.TAG_CHECKPOINT_REFUSED: why, C.TAG_RESUMED_FROM: "0"})
-            trainer = fresh()
             run.rows = []
-    summary = trainer.run()
+            summary = train(None)
     run.flush()
-    return trainer, summary
+    return model, summary
 
 
 def _summary_metrics(s: Summary) -> dict[str, float]:
@@ -411,7 +428,7 @@ def _finish(
     job: HydraJob,
     place: RunPlace,
     run: tracking.RunLogger,
-    trainer: Trainer,
+    model: dict[str, Any],
     summary: Summary,
 ) -> None:
     """Summary metrics and artifacts, then FINISHED; the checkpoint goes unless asked to keep it."""
@@ -424,7 +441,7 @@ def _finish(
     if conf.tracking.log_model:
         import torch
 
-        torch.save(trainer.agent.online.state_dict(), out / C.MODEL_FILE)
+        torch.save(model, out / C.MODEL_FILE)
         run.log_artifacts({C.ARTIFACT_MODEL_DIR: out / C.MODEL_FILE}, {})
     run.end("FINISHED")
     if not conf.checkpoint.keep:

@@ -15,7 +15,7 @@ import pytest
 
 from per_exp import checkpoint
 from per_exp import contract as C
-from per_exp.engine.trainer import Trainer
+from per_exp.engine.trainer import run_one
 from tests.support.census import census, duplicated_points, steps_of
 from tests.support.cli import compose
 from tests.support.faults import finish, hook_env, start, traceback_lines
@@ -55,6 +55,11 @@ def _damage(path: Path, kind: str) -> None:
 
         path.unlink()
         torch.save({"format_version": 1}, path.with_name(checkpoint.LEGACY_FILE_NAME))
+    elif kind == "older-state-format":  # a valid file holding the single-run trainer's state (before the engine)
+        state = checkpoint.load(path)
+        assert state is not None
+        state["trainer"]["format"] = "per_exp.run_state/1"
+        checkpoint.save(path, {k: v for k, v in state.items() if k != "format_version"})
     elif kind == "state-does-not-fit":  # a valid file whose network no longer fits the code's
         state = checkpoint.load(path)
         assert state is not None and _shrink_first_matrix(state["trainer"]["agent"])
@@ -66,11 +71,13 @@ def _damage(path: Path, kind: str) -> None:
 def _reference_steps() -> list[tuple[int, float]]:
     ref: list[tuple[int, float]] = []
     cfg = compose([a for a in ARGS if not a.startswith("tracking.")])
-    Trainer(cfg, sink=lambda e, m: ref.append((e, m[C.EPISODE_STEPS]))).run()
+    run_one(cfg, on_episode=lambda e, m: ref.append((e, m[C.EPISODE_STEPS])))
     return ref
 
 
-@pytest.mark.parametrize("kind", ["torn", "not-a-checkpoint", "legacy-pickle", "state-does-not-fit"])
+@pytest.mark.parametrize(
+    "kind", ["torn", "not-a-checkpoint", "legacy-pickle", "older-state-format", "state-does-not-fit"]
+)
 def test_an_unloadable_checkpoint_is_moved_aside_and_the_run_restarts_in_place(tmp_path: Path, kind: str):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*ARGS, "checkpoint.every_episodes=2", f"tracking.uri={uri}"]

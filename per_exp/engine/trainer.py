@@ -98,6 +98,13 @@ class Stopped(KeyboardInterrupt):
     """
 
 
+class StateMismatch(ValueError):
+    """A state given to resume from does not fit this run (another format, or arrays of other shapes).
+
+    Raised when the run enters its slot, before its first episode: the caller may start it over.
+    """
+
+
 @dataclass
 class Summary:
     solved: bool = False
@@ -426,7 +433,10 @@ class Engine:
             run.env_rng = seeding.np_random(cfg.seed)[0]
             self.episode[k] = self.total_steps[k] = self.updates[k] = 0
         else:
-            self._load(k, run, spec.state)
+            try:
+                self._load(k, run, spec.state)
+            except Exception as e:
+                raise StateMismatch(f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from e
         run.t_enter = time.perf_counter()
         run.share_at_enter = self.share.copy()
         self.replay.sampler.stats(k)  # drop counters a previous occupant left
@@ -639,6 +649,8 @@ class Engine:
         self.active[k] = False
         if isinstance(e, Stopped):
             log.info("run %s: %s", spec.label or spec.cfg.seed, e)
+        elif isinstance(e, StateMismatch):  # the caller decides (the job starts the run over)
+            log.warning("run %s cannot resume from its state: %s", spec.label or spec.cfg.seed, e)
         else:
             log.error("run %s failed: %s: %s", spec.label or spec.cfg.seed, type(e).__name__, e)
         self.results.append(Result(spec, error=e))

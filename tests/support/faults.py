@@ -50,20 +50,21 @@ if _slow or _sig or _fill:
     import time
     import per_exp.engine.trainer as _tr
 
-    _orig = _tr.Trainer.run_episode
+    _orig = _tr.Engine._begin_episode
 
-    def _run_episode(self):
+    def _begin_episode(self, k):
+        label, episode = self.runs[k].spec.label, int(self.episode[k])
         if _slow:
             time.sleep(_slow)
         if _sig:
-            label, ep, signum = _sig.rsplit(":", 2)
-            if self.label == label and self.episode == int(ep):
+            want, ep, signum = _sig.rsplit(":", 2)
+            if label == want and episode == int(ep):
                 os.kill(os.getpid(), int(signum))
                 if int(signum) in (2, 9):  # SIGINT, SIGKILL land here; SIGTERM asks for a stop after the episode
                     time.sleep(30)
         if _fill:
-            label, ep, folder = _fill.split(":", 2)
-            if self.label == label and self.episode == int(ep):
+            want, ep, folder = _fill.split(":", 2)
+            if label == want and episode == int(ep):
                 with open(os.path.join(folder, "filler"), "wb") as f:
                     try:
                         while True:
@@ -71,9 +72,9 @@ if _slow or _sig or _fill:
                             f.flush()
                     except OSError:
                         pass
-        return _orig(self)
+        return _orig(self, k)
 
-    _tr.Trainer.run_episode = _run_episode
+    _tr.Engine._begin_episode = _begin_episode
 
 if os.environ.get("PER_EXP_TEST_CALLBACK_FAIL"):
     import per_exp.sweep as _sw
