@@ -81,6 +81,12 @@ INERT: tuple[Inert, ...] = (
         f"{C.PARAM_SOLVE_RULE}={C.SOLVE_RULE_LENGTH}",
     ),
     Inert(
+        (C.PARAM_SUCCESS_LENGTH,),
+        lambda p: _is("env.reward", "env")(p) and _is(C.PARAM_SOLVE_RULE, C.SOLVE_RULE_MEAN_RETURN)(p),
+        f"env.reward=env and {C.PARAM_SOLVE_RULE}={C.SOLVE_RULE_MEAN_RETURN}",
+        "only the seed's shaping and the length rule read it",
+    ),
+    Inert(
         (C.PARAM_SOLVE_MIN_LENGTH, C.PARAM_SOLVE_CONSECUTIVE),
         _is(C.PARAM_SOLVE_RULE, C.SOLVE_RULE_MEAN_RETURN),
         f"{C.PARAM_SOLVE_RULE}={C.SOLVE_RULE_MEAN_RETURN}",

@@ -32,6 +32,7 @@ from typing import Any, TypeVar, get_type_hints
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from per_exp import contract as C
 from per_exp.errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
 NETWORKS = ("dueling", "mlp")
@@ -41,6 +42,7 @@ WEIGHT_NORM = ("batch", "buffer")
 EPSILON_SCHEDULES = ("inverse_episode", "linear_steps")
 SYNC_UNITS = ("episodes", "steps")
 REWARD_SCHEMES = ("seed", "env")
+SOLVE_RULES = (C.SOLVE_RULE_LENGTH, C.SOLVE_RULE_MEAN_RETURN)
 UPDATE_BACKENDS = ("fused", "torch")
 SEED_MAX = 2**32 - 1  # numpy's and gymnasium's seeds are unsigned 32-bit
 
@@ -148,21 +150,26 @@ class NetworkConfig:
 
 @dataclass
 class EnvConfig:
-    """The CartPole task (`env=<name>` picks a preset)."""
+    """The task (`env=<name>` picks a preset; each preset also sets its solve rule and `max_episodes`)."""
 
     name: str = setting("cartpole_v0", "the preset's name, for run names and the params table")
     id: str = setting(
         "CartPole-v0",
-        "the gymnasium id built (CartPole-v0 and -v1 differ only in their time limit)",
+        "the gymnasium id trained on: CartPole-v0/-v1, Acrobot-v1, MountainCar-v0 (numba ports), or any "
+        "registered id with Discrete actions and a 1-D Box observation (`env=gym_id env.id=...`)",
     )
-    max_steps: int = setting(200, "time limit in env steps, replacing the id's registered one (v0: 200, v1: 500)")
+    max_steps: int = setting(
+        200, "time limit in env steps, replacing the id's registered one (CartPole v0: 200, v1: 500)"
+    )
     success_length: int = setting(
-        196, "an episode at least this long counts as a success (seed: last step index >= 195)"
+        196,
+        "an episode at least this long counts as a success (seed: last step index >= 195); "
+        "read by `reward: seed` and the `length` solve rule only",
     )
     reward: str = setting(
         "seed",
-        "`seed`: -1 when the episode ends before `success_length`, +1 at or after, 0 mid-episode; "
-        "`env`: gymnasium's +1 per step",
+        "the shaping: `seed`: -1 when the episode ends before `success_length`, +1 at or after, 0 mid-episode; "
+        "`env`: gymnasium's own reward, no shaping",
         choices=REWARD_SCHEMES,
     )
     truncation_as_terminal: bool = setting(
@@ -200,10 +207,35 @@ class TargetSyncConfig:
 
 @dataclass
 class SolveConfig:
-    """When a run counts as solved, and stops."""
+    """When a run counts as solved, and stops (`per_exp.solve`; each env preset sets its rule)."""
 
-    min_length: int = setting("${env.success_length}", "an episode at least this long is a success")  # type: ignore[assignment]
-    consecutive: int = setting(10, "stop after this many successes in a row; `solved_episode` is the last of them")
+    rule: str = added(
+        C.SOLVE_RULE_LENGTH,
+        "`length`: `consecutive` episodes in a row at least `min_length` long (CartPole); `mean_return`: "
+        "the mean return of the last `window` episodes >= `return_threshold` (gymnasium's reward_threshold)",
+    )
+    min_length: int = setting("${env.success_length}", "`length` rule: an episode at least this long is a success")  # type: ignore[assignment]
+    consecutive: int = setting(
+        10, "`length` rule: stop after this many successes in a row; `solved_episode` is the last of them"
+    )
+    return_threshold: float | None = added(
+        None, "`mean_return` rule: the mean return that solves (Acrobot-v1: -100, MountainCar-v0: -110)"
+    )
+    window: int = added(100, "`mean_return` rule: episodes averaged; `solved_episode` is the last of them")
+
+
+@dataclass
+class EvalConfig:
+    """Greedy evaluation episodes between training episodes (off by default).
+
+    They run on their own env and start-state stream, so the training series
+    is the same with evaluation on or off; their return is the env's own.
+    """
+
+    every_episodes: int = added(
+        0, "evaluate after every N-th training episode and after the last one; 0: no evaluation"
+    )
+    episodes: int = added(10, "greedy episodes per evaluation (`eval/return`, `eval/length` are their means)")
 
 
 @dataclass
@@ -259,6 +291,7 @@ class Config:
     epsilon: EpsilonConfig = field(default_factory=EpsilonConfig)
     target_sync: TargetSyncConfig = field(default_factory=TargetSyncConfig)
     solve: SolveConfig = field(default_factory=SolveConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = bookkeeping(default_factory=TrackingConfig)
     checkpoint: CheckpointConfig = bookkeeping(default_factory=CheckpointConfig)
 
@@ -369,6 +402,8 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
 
 def register_configs() -> None:
     """Put the schema in Hydra's ConfigStore so YAML files are checked against it."""
+    # `${gym_spec:<id>,<attr>}`: the env=gym_id preset's time limit and threshold, from gymnasium's registry
+    OmegaConf.register_new_resolver("gym_spec", gym_spec, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(group="sampler", name="sampler_schema", node=SamplerConfig)
@@ -381,11 +416,38 @@ def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(key, value, "one of " + ", ".join(allowed))
 
 
-def _registered_cartpole_ids() -> list[str]:
-    """The CartPole ids gymnasium registers (the trainer's reward scheme and solve rule are CartPole's)."""
+def _check_env_id(env_id: Any) -> None:
+    """The id must be one the engine can step: a numba port, or gymnasium's env with Discrete actions and a 1-D Box."""
+    from per_exp.engine.vecenv import PORTS, EnvRefused, resolve_backend
+
+    allowed = (
+        f"{', '.join(PORTS)}, or any registered gymnasium id with Discrete actions and a 1-D Box observation "
+        "(env=gym_id env.id=<id>)"
+    )
+    if not env_id:
+        raise ConfigError("env.id", env_id, allowed)
+    try:
+        resolve_backend(env_id)
+    except EnvRefused as e:
+        # EnvRefused's one line is "env.id=X is not allowed: <why>; allowed: ...": keep the why
+        why = str(e).split(" is not allowed: ", 1)[-1].split("; allowed", 1)[0]
+        raise ConfigError("env.id", env_id, f"{allowed}; this one: {why}") from None
+
+
+def gym_spec(env_id: str, attr: str) -> Any:
+    """A value of gymnasium's registration of `env_id` (`max_episode_steps`, `reward_threshold`).
+
+    The `env=gym_id` preset reads its time limit and threshold from here, so
+    that the resolved config (hashed and logged) holds the numbers themselves.
+    An unknown id gives 0 (None for the threshold): `validate` then refuses the id in one line.
+    """
     import gymnasium
 
-    return sorted(k for k in gymnasium.registry if k.startswith("CartPole-"))
+    spec = gymnasium.registry.get(env_id)
+    value = getattr(spec, attr, None) if spec is not None else None
+    if attr == "max_episode_steps":
+        return int(value) if value else 0
+    return float(value) if value is not None else None
 
 
 def validate(cfg: Config) -> None:
@@ -404,9 +466,18 @@ def validate(cfg: Config) -> None:
     _one_of("target_sync.unit", cfg.target_sync.unit, SYNC_UNITS)
     _one_of("env.reward", cfg.env.reward, REWARD_SCHEMES)
     _one_of("update_backend", cfg.update_backend, UPDATE_BACKENDS)
-    cartpoles = _registered_cartpole_ids()
-    if cfg.env.id not in cartpoles:
-        raise ConfigError("env.id", cfg.env.id, "a registered gymnasium CartPole id: " + ", ".join(cartpoles))
+    _check_env_id(cfg.env.id)
+    _one_of("solve.rule", cfg.solve.rule, SOLVE_RULES)
+    if cfg.solve.rule == C.SOLVE_RULE_MEAN_RETURN:
+        thr = cfg.solve.return_threshold
+        if thr is None or not math.isfinite(thr):
+            registered = gym_spec(cfg.env.id, "reward_threshold")
+            hint = f" (gymnasium registers {registered:g} for {cfg.env.id})" if registered is not None else ""
+            raise ConfigError("solve.return_threshold", thr, "a finite number under solve.rule=mean_return" + hint)
+        if cfg.env.reward != "env":
+            raise ConfigError(
+                "env.reward", cfg.env.reward, "env under solve.rule=mean_return (the rule judges the env's own return)"
+            )
     t = cfg.tracking
     checks = [
         ("seed", cfg.seed, 0 <= cfg.seed <= SEED_MAX, f"an integer in [0, {SEED_MAX}]"),
@@ -448,10 +519,15 @@ def validate(cfg: Config) -> None:
         (
             "env.success_length",
             cfg.env.success_length,
-            1 <= cfg.env.success_length <= cfg.env.max_steps,
+            # read only by the seed's shaping and the length rule
+            1 <= cfg.env.success_length <= cfg.env.max_steps
+            or (cfg.env.reward == "env" and cfg.solve.rule != C.SOLVE_RULE_LENGTH),
             f"an integer in [1, env.max_steps={cfg.env.max_steps}]",
         ),
         ("solve.consecutive", cfg.solve.consecutive, cfg.solve.consecutive >= 1, "an integer >= 1"),
+        ("solve.window", cfg.solve.window, cfg.solve.window >= 1, "an integer >= 1"),
+        ("eval.every_episodes", cfg.eval.every_episodes, cfg.eval.every_episodes >= 0, "an integer >= 0 (0: off)"),
+        ("eval.episodes", cfg.eval.episodes, cfg.eval.episodes >= 1, "an integer >= 1"),
         ("target_sync.every", cfg.target_sync.every, cfg.target_sync.every >= 1, "an integer >= 1"),
         ("epsilon.scale", cfg.epsilon.scale, cfg.epsilon.scale >= 0.0, "a number >= 0"),
         ("epsilon.decay_steps", cfg.epsilon.decay_steps, cfg.epsilon.decay_steps >= 1, "an integer >= 1"),
@@ -481,7 +557,7 @@ def validate(cfg: Config) -> None:
 
 
 # Top-level names a command-line override may start with.
-_GROUPS = ("sampler", "network", "env", "experiment", "hydra")
+_GROUPS = ("sampler", "network", "env", "experiment", "ablation", "hydra")
 
 
 def top_level_keys() -> list[str]:

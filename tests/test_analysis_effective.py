@@ -39,6 +39,7 @@ CASES = [
     ("sampler.refresh", "full_episode", ("sampler=uniform",), ("sampler=sumtree",)),
     ("sampler.scan_off_by_one", "true", ("sampler=uniform",), ("sampler=linear_scan",)),
     ("warmup_episodes", "5", ("sampler=uniform",), ("sampler=sumtree",)),  # updates start in episode 3
+    ("env.success_length", "9", ("env=acrobot_v1",), ("env=cartpole_v0",)),  # shaping: +1 from 9 steps
 ]
 
 

@@ -14,12 +14,16 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["sampler", "network", "env", "experiment"])
+# options that need a key set on the command line to validate
+NEEDS = {("env", "gym_id"): ["env.id=CartPole-v1"]}
+
+
+@pytest.mark.parametrize("group", ["sampler", "network", "env", "experiment", "ablation"])
 def test_every_group_option_composes_and_validates(group):
     options = _options(group)
     assert options, f"no options in conf/{group}"
     for opt in options:
-        cfg = compose([f"{group}={opt}"])
+        cfg = compose([f"{group}={opt}", *NEEDS.get((group, opt), [])])
         assert isinstance(cfg, Config)
         validate(cfg)
         if group in ("sampler", "network", "env"):
@@ -29,8 +33,32 @@ def test_every_group_option_composes_and_validates(group):
 def test_groups_hold_the_required_options():
     assert {"uniform", "linear_scan", "sumtree"} <= set(_options("sampler"))
     assert {"dueling", "mlp"} <= set(_options("network"))
-    assert {"cartpole_v0", "cartpole_v1"} <= set(_options("env"))
-    assert "seed_notebook" in _options("experiment")
+    assert {"cartpole_v0", "cartpole_v1", "acrobot_v1", "mountaincar_v0", "gym_id"} <= set(_options("env"))
+    assert {"seed_notebook", "study"} <= set(_options("experiment"))
+
+
+def test_each_env_preset_carries_its_task():
+    """Id, time limit, shaping, solve rule and episode budget: gymnasium's registration where it has one."""
+    import gymnasium
+
+    expected = {
+        "cartpole_v0": ("CartPole-v0", 200, "seed", "length", None),
+        "cartpole_v1": ("CartPole-v1", 500, "seed", "length", None),
+        "acrobot_v1": ("Acrobot-v1", 500, "env", "mean_return", -100.0),
+        "mountaincar_v0": ("MountainCar-v0", 200, "env", "mean_return", -110.0),
+    }
+    for name, (env_id, limit, reward, rule, threshold) in expected.items():
+        c = compose([f"env={name}"])
+        assert (c.env.id, c.env.max_steps, c.env.reward, c.solve.rule) == (env_id, limit, reward, rule)
+        assert c.solve.return_threshold == threshold and c.max_episodes == 500
+        assert gymnasium.spec(env_id).max_episode_steps == limit
+        if threshold is not None:
+            assert gymnasium.spec(env_id).reward_threshold == threshold and c.solve.window == 100
+    # any other id: its time limit and threshold are read from gymnasium's registration
+    c = compose(["env=gym_id", "env.id=CartPole-v1"])
+    assert (c.env.max_steps, c.solve.rule, c.solve.return_threshold, c.env.reward) == (500, "mean_return", 475.0, "env")
+    c = compose(["env=gym_id", "env.id=CartPole-v1", "env.max_steps=50", "solve.return_threshold=40"])
+    assert (c.env.max_steps, c.solve.return_threshold) == (50, 40.0)
 
 
 def test_env_step_limits():
@@ -123,9 +151,35 @@ def test_env_id_is_the_gymnasium_env_built():
     assert compose().env.id == "CartPole-v0" and compose(["env=cartpole_v1"]).env.id == "CartPole-v1"
 
 
-def test_env_id_must_be_a_registered_cartpole():
+@pytest.mark.parametrize(
+    "overrides, why",
+    [
+        (["env=gym_id"], "Acrobot-v1, MountainCar-v0"),  # no id given
+        (["env.id=CartPole-v9"], "doesn't exist"),
+        (["env=gym_id", "env.id=Pendulum-v1"], "not Discrete"),
+        (["env=gym_id", "env.id=FrozenLake-v1"], "not a 1-D Box"),
+    ],
+)
+def test_env_id_refusals_name_the_id_and_what_is_allowed(overrides, why):
     with pytest.raises(ConfigError) as e:
-        validate(compose(["env.id=CartPole-v9"]))
-    assert e.value.key == "env.id" and "CartPole-v0, CartPole-v1" in str(e.value)
-    with pytest.raises(ConfigError):
-        validate(compose(["env.id=MountainCar-v0"]))
+        validate(compose(overrides))
+    assert e.value.key == "env.id" and why in str(e.value) and "\n" not in str(e.value)
+    assert "1-D Box observation" in e.value.allowed
+
+
+def test_solve_and_eval_refusals():
+    cases = [
+        (["solve.rule=best"], "solve.rule"),
+        (["env=acrobot_v1", "solve.return_threshold=null"], "solve.return_threshold"),
+        (["env=acrobot_v1", "env.reward=seed"], "env.reward"),  # the rule judges the env's own return
+        (["env=acrobot_v1", "solve.window=0"], "solve.window"),
+        (["eval.every_episodes=-1"], "eval.every_episodes"),
+        (["eval.episodes=0"], "eval.episodes"),
+    ]
+    for overrides, key in cases:
+        with pytest.raises(ConfigError) as e:
+            validate(compose(overrides))
+        assert e.value.key == key, overrides
+    with pytest.raises(ConfigError) as e:
+        validate(compose(["env=acrobot_v1", "solve.return_threshold=null"]))
+    assert "gymnasium registers -100 for Acrobot-v1" in str(e.value)

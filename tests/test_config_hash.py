@@ -105,7 +105,14 @@ def test_an_added_key_off_its_neutral_value_is_new_science(schema_with_added_key
 def test_bookkeeping_is_declared_on_the_schema_and_stays_out():
     rules = hash_rules(Config)
     assert set(rules.bookkeeping) == {"tracking", "checkpoint", "log_every_episodes", "rerun", "resume_across_commits"}
-    assert rules.neutral == {}  # no key of today's schema was added later (yet)
+    # the keys added after runs existed, each at the value that behaves as before it
+    assert rules.neutral == {
+        "solve.rule": "length",
+        "solve.return_threshold": None,
+        "solve.window": 100,
+        "eval.every_episodes": 0,
+        "eval.episodes": 10,
+    }
     params = science_params(compose_resolved([]))
     assert not any(rules.is_bookkeeping(k) for k in params)
     assert {"seed", "sampler.alpha", "env.id", "fail_at_episode", "torch_threads"} <= set(params)

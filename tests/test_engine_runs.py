@@ -90,7 +90,7 @@ def test_on_end_gets_the_summary_and_the_final_network():
     s = run_one(cfg, on_end=on_end)
     assert seen["summary"] is s and s.episodes == 4 and len(s.episode_lengths) == 4
     assert s.total_env_steps == sum(s.episode_lengths) and s.updates > 0 and s.wall_seconds > 0
-    assert set(s.timings) == {"act", "env", "sample", "update", "priority", "refresh"}
+    assert set(s.timings) == {"act", "env", "sample", "update", "priority", "refresh", "eval"}
     flat = np.concatenate([t.numpy().ravel() for t in seen["model"].values()])
     np.testing.assert_array_equal(flat, seen["state"]["agent"]["online"])
 

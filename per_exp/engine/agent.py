@@ -216,6 +216,12 @@ class SlotAgent:
         take = mask & (self._explore >= 0)
         out[take] = self._explore[take]
 
+    def greedy(self, k: int, obs: np.ndarray) -> int:
+        """Slot k's greedy action for one observation; draws nothing from the slot's stream (evaluation)."""
+        if self.backend == "fused":
+            return int(kern.greedy(self.theta[k], np.ascontiguousarray(obs, dtype=np.float32), self.layout_arr))
+        return self._torch[k].greedy(obs)
+
     def update(
         self, storage: Any, idx: np.ndarray, w: np.ndarray, mask: np.ndarray, td_out: np.ndarray, loss_out: np.ndarray
     ) -> None:

@@ -147,6 +147,16 @@ def _greedy_one(theta, obs, obs_dim, hidden, layers, n_actions, dueling, h_a, h_
     return best
 
 
+@njit(cache=True, fastmath=_FM, nogil=True, error_model="numpy")
+def greedy(theta, obs, layout):  # pragma: no cover - compiled
+    """argmax_a Q(obs, a) of one network row, drawing nothing (evaluation episodes); the same argmax as `act`."""
+    obs_dim, hidden, layers, n_actions, dueling = layout[0], layout[1], layout[2], layout[3], layout[4] != 0
+    h_a = np.empty(hidden, np.float32)
+    h_b = np.empty(hidden, np.float32)
+    qrow = np.empty(n_actions, np.float32)
+    return _greedy_one(theta, obs, obs_dim, hidden, layers, n_actions, dueling, h_a, h_b, qrow)
+
+
 @njit(cache=True, nogil=True)
 def explore_one(rng, epsilon, n_actions):  # pragma: no cover - compiled
     """The epsilon-greedy draw of one step: a random action, or -1 for "act greedily".

@@ -34,14 +34,17 @@ import numpy as np
 from numba import njit
 
 from per_exp import contract as C
+from per_exp import solve
 from per_exp.config import Config
+from per_exp.engine import evaluate
 from per_exp.engine.agent import SlotAgent
 from per_exp.engine.replay import Replay
 
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "per_exp.run_state/2"  # version 1 was the single-run Trainer's state (torch-pickled objects)
-PHASES = ("act", "env", "sample", "update", "priority", "refresh")
+# the first five are shared by the slots stepping together; refresh and eval are charged to their run alone
+PHASES = ("act", "env", "sample", "update", "priority", "refresh", "eval")
 
 # Keys that may differ between the runs of one group: the seed, scalar
 # hyperparameters that live in per-slot arrays, and per-run bookkeeping.
@@ -68,8 +71,8 @@ PER_RUN_KEYS = (
     "epsilon.decay_steps",
     "target_sync.every",
     "target_sync.copy_at_start",
-    "solve.min_length",
-    "solve.consecutive",
+    "solve",  # the solve rule and evaluation are per-run Python, between a run's episodes
+    "eval",
     "tracking",
     "checkpoint",
 )
@@ -178,8 +181,13 @@ class _Run:
         self.spec, self.cfg, self.k = spec, spec.cfg, k
         self.env_rng: np.random.Generator | None = None
         self.lengths: list[int] = []
+        self.returns: list[float] = []  # the mean-return rule's input (a resume rebuilds the rule's state)
         self.recent: deque[int] = deque(maxlen=10)
         self.consecutive = 0
+        self.rule = solve.rule_from(self.cfg.solve)
+        self.solve_state = solve.SolveState()
+        # evaluation episodes: their own start-state stream, never one of the training streams
+        self.eval_rng = evaluate.eval_rng(self.cfg.seed)
         self.wall_before = 0.0
         self.timings_before = dict.fromkeys(PHASES, 0.0)
         self.t_enter = 0.0
@@ -375,6 +383,7 @@ class Engine:
         self._linear_eps = first.epsilon.schedule == "linear_steps"
         self._sync_steps = first.target_sync.unit == "steps"
         self._env_reward = first.env.reward == "env"
+        self._eval_env: Any = None  # one slot of the env, built at the first evaluation
 
     # ------------------------------------------------------------------ run lifecycle
     def run(self) -> list[Result]:
@@ -566,11 +575,18 @@ class Engine:
                 m[C.TRAIN_TD_ABS_MEAN] = float(mean_f64(self.ep_td_means[k], n))
             m.update(self.replay.stats(k))
             run.lengths.append(length)
+            run.returns.append(m[C.EPISODE_RETURN])
             run.recent.append(length)
-            run.consecutive = run.consecutive + 1 if length >= cfg.solve.min_length else 0
+            run.solve_state = solve.advance(run.rule, run.solve_state, length, m[C.EPISODE_RETURN])
+            run.consecutive = run.solve_state.streak
+            solved = run.solve_state.solved
+            budget = run.spec.step_budget
+            last = (solved and budget is None) or ep + 1 >= cfg.max_episodes
+            last = last or (budget is not None and self.total_steps[k] >= budget)
+            if evaluate.due(ep, cfg.eval.every_episodes, last):
+                m.update(self._evaluate(k))
             if run.spec.on_episode is not None:
                 run.spec.on_episode(ep, m)
-            solved = run.consecutive >= cfg.solve.consecutive
             if ep % cfg.log_every_episodes == 0 or solved:
                 log.info(
                     "%sep %4d | len %3d | mean10 %6.1f | eps %.3f | loss %s | %5.0f steps/s",
@@ -583,7 +599,6 @@ class Engine:
                     self.total_steps[k] / max(time.perf_counter() - run.t_enter, 1e-9),
                 )
             self.episode[k] += 1
-            budget = run.spec.step_budget
             if budget is not None:
                 solved = False
             if solved:
@@ -606,6 +621,25 @@ class Engine:
         except Exception as e:
             self._fail(k, run.spec, e)
             self._fill(k)
+
+    def _evaluate(self, k: int) -> dict[str, float]:
+        """Greedy episodes of slot k's run on the evaluation env; training state is not touched."""
+        run = self.runs[k]
+        assert run is not None
+        if self._eval_env is None:
+            from per_exp.engine.vecenv import make_vecenv
+
+            self._eval_env = make_vecenv(_env_id(self.cfg), 1)
+        t0 = time.perf_counter()
+        r = evaluate.evaluate(
+            lambda obs: self.agent.greedy(k, obs),
+            self._eval_env,
+            run.eval_rng,
+            run.cfg.eval.episodes,
+            run.cfg.env.max_steps,
+        )
+        self._charge(k, PHASES.index("eval"), time.perf_counter() - t0)
+        return {C.EVAL_RETURN: r.mean_return, C.EVAL_LENGTH: r.mean_length}
 
     def _charge(self, k: int, phase: int, dt: float) -> None:
         run = self.runs[k]
@@ -681,6 +715,8 @@ class Engine:
                 "consecutive": run.consecutive,
             },
             "episode_lengths": list(run.lengths),
+            "episode_returns": list(run.returns),
+            "eval_rng": run.eval_rng.bit_generator.state,
             "timings": self._timings(k),
             "wall_seconds": run.wall_before + elapsed,
         }
@@ -699,6 +735,11 @@ class Engine:
         self.updates[k] = int(c["updates"])
         run.consecutive = int(c["consecutive"])
         run.lengths = [int(x) for x in s["episode_lengths"]]
+        # states written before the mean-return rule hold no returns; the length rule never reads them
+        run.returns = [float(x) for x in s.get("episode_returns", [0.0] * len(run.lengths))]
+        run.solve_state = solve.replay(run.rule, run.lengths, run.returns)
+        if "eval_rng" in s:
+            run.eval_rng.bit_generator.state = s["eval_rng"]
         run.recent.extend(run.lengths[-10:])
         run.timings_before = {p: float(s["timings"].get(p, 0.0)) for p in PHASES}
         run.wall_before = float(s["wall_seconds"])
