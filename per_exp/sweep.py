@@ -58,6 +58,18 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
     return [job for batch in batches for job in batch]
 
 
+def sweeper_params(config: DictConfig) -> list[str]:
+    """The sweep a config's `hydra.sweeper.params` declares (a preset such as experiment=study), as overrides.
+
+    Hydra's basic sweeper puts them before the command line's overrides, and a
+    key given on both takes the command line's value: so does `expand_sweep`.
+    """
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    if not params:
+        return []
+    return [f"{k}={v}" for k, v in OmegaConf.to_container(params, resolve=False).items()]  # type: ignore[union-attr]
+
+
 def compose_job_configs(config_name: str | None, overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
     from hydra import compose
 
@@ -145,7 +157,7 @@ class MlflowSweepCallback(Callback):
         global _ACTIVE
         # unresolved: an override is passed on as typed (it may hold an interpolation)
         task_overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False) or []]
-        jobs = _validated_jobs(config_name, task_overrides)
+        jobs = _validated_jobs(config_name, sweeper_params(config) + task_overrides)
         first: Config = typed(jobs[0][1])
         if not first.tracking.enabled:
             return

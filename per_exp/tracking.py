@@ -92,7 +92,7 @@ def job_runs_with_hash(client, experiment_id: str, config_hash: str) -> list:
     return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
 
 
-_GROUPS = ("sampler", "network", "env", "experiment")
+_GROUPS = ("sampler", "network", "env", "experiment", "ablation")
 
 
 def run_name(conf: Config, swept: str = "") -> str:

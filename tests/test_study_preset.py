@@ -112,3 +112,46 @@ def test_cells_that_are_existing_configs_keep_their_hash():
         "linear_scan",
         True,
     )
+
+
+def test_the_sweep_manager_counts_the_presets_own_sweep(tmp_path):
+    """`-m experiment=study` runs the preset's sweeper params; the parent run knows every job and names them."""
+    from mlflow.tracking import MlflowClient
+
+    from per_exp import contract as C
+    from tests.support.cli import run_cli
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    r = run_cli(
+        [
+            "-m",
+            "experiment=study",
+            # env comes from the preset's sweep (two tasks); the command line wins for the keys it
+            # gives, as in Hydra's basic sweeper
+            "seed=7",
+            "ablation=uniform,per_no_is",
+            "max_episodes=2",
+            "eval.every_episodes=1",
+            "eval.episodes=1",
+            "checkpoint.every_episodes=0",
+            "tracking.log_model=false",
+            f"tracking.uri={uri}",
+        ],
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("per-study")
+    runs = C.search_runs(client, exp.experiment_id)
+    parents = [x for x in runs if x.data.tags.get(C.TAG_ROLE) == C.ROLE_SWEEP]
+    jobs = [x for x in runs if x.data.tags.get(C.TAG_ROLE) == C.ROLE_JOB]
+    assert len(parents) == 1 and parents[0].data.tags[C.TAG_N_JOBS] == "4"
+    assert sorted(j.info.run_name for j in jobs) == [
+        f"s7-{env}-{cell}"
+        for env in ("acrobot_v1", "cartpole_v0")
+        for cell in ("per_no_is-sumtree-dueling", "uniform-dueling")
+    ]
+    for j in jobs:
+        assert j.info.status == "FINISHED" and j.data.tags[C.TAG_PARENT] == parents[0].info.run_id
+        assert j.data.params["seed"] == "7" and j.data.params["eval.every_episodes"] == "1"
+        assert len(client.get_metric_history(j.info.run_id, C.EVAL_RETURN)) == 2
