@@ -67,7 +67,9 @@ def sweeper_params(config: DictConfig) -> list[str]:
     params = OmegaConf.select(config, "hydra.sweeper.params")
     if not params:
         return []
-    return [f"{k}={v}" for k, v in OmegaConf.to_container(params, resolve=False).items()]  # type: ignore[union-attr]
+    container = OmegaConf.to_container(params, resolve=False)
+    assert isinstance(container, dict)
+    return [f"{k!s}={v!s}" for k, v in container.items()]
 
 
 def compose_job_configs(config_name: str | None, overrides: list[str]) -> list[tuple[list[str], DictConfig]]:
