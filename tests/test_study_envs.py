@@ -146,3 +146,29 @@ def test_evaluations_in_a_group_equal_the_runs_alone():
             {k: v for k, v in r.items() if k not in strip} for r in t
         ]
         assert sum(C.EVAL_RETURN in r for r in a) == 2
+
+
+def test_a_resumed_run_keeps_its_solve_rule_and_evaluation_stream():
+    """Stopped after episode 1 and resumed from its state: the same series, evaluations and solved episode."""
+    overrides = [
+        "env=acrobot_v1",
+        "solve.return_threshold=-500",
+        "solve.window=3",
+        "max_episodes=10",
+        "eval.every_episodes=1",
+        "eval.episodes=1",
+        "checkpoint.every_episodes=1",
+        "seed=4",
+    ]
+    cfg = compose(overrides)
+    whole: list[dict] = []
+    states: list[dict] = []
+    s = run_one(cfg, on_episode=lambda ep, m: whole.append(m), on_checkpoint=states.append)
+    assert (s.solved_episode, s.episodes) == (2, 3)  # the window of 3 fills at episode 2
+    resumed: list[dict] = []
+    s2 = run_one(cfg, on_episode=lambda ep, m: resumed.append(m), state=states[0])  # the state after episode 0
+    assert (s2.solved_episode, s2.episodes) == (2, 3)
+    strip = set(C.CLOCK_METRICS)
+    assert [{k: v for k, v in r.items() if k not in strip} for r in resumed] == [
+        {k: v for k, v in r.items() if k not in strip} for r in whole[1:]
+    ]
