@@ -128,7 +128,7 @@ def analyse_task(uri: str, env: str, reps: int) -> TaskResult:
             c = compare(x, y, higher_is_better=higher, reps=reps)
             lo, hi = c.intervals[CONFIDENCE]
             decided = c.has_ci and c.excludes_half(CONFIDENCE)
-            need = np.nan if decided or not c.has_ci else seeds_needed(c, CONFIDENCE, POWER)
+            need = np.nan if decided else seeds_needed(c, CONFIDENCE, POWER)
             rows.append(
                 dict(
                     family=pair.family,
@@ -228,7 +228,9 @@ def comparison_table(t: TaskResult, score: str) -> str:
     for r in d.itertuples():
         ci = f"[{r.lo:.2f}, {r.hi:.2f}]" if not np.isnan(r.lo) else "(no CI: too few runs)"
         verdict = ("yes: " + ("X better" if r.p > 0.5 else "Y better")) if r.decided else "no"
-        need = "-" if r.decided else (fmt(r.seeds_needed) if np.isfinite(r.seeds_needed) else "out of reach")
+        need = "-" if r.decided else (fmt(r.seeds_needed) if np.isfinite(r.seeds_needed) else "no effect seen")
+        if not r.decided and np.isnan(r.lo) and np.isfinite(r.seeds_needed):
+            need += " (rough: fewer than 5 seeds)"
         lines.append(f"| `{r.x}` vs `{r.y}` ({r.what}) | {r.p:.2f} {ci} | {verdict} | {need} |")
     return "\n".join(lines)
 
@@ -383,6 +385,13 @@ def main(argv=None) -> int:
         "| `prio` | add-one-in: prioritisation alone (alpha 1, no IS, new priority 0, full refresh, i.i.d. draws) |",
         *[f"| `prio_{i}` | add-one-in: prioritisation plus the {INGREDIENT[i]} |" for i in (*LOO, "rank", "warmup")],
         "| `seed_notebook` | the seed notebook's agent as is (on CartPole-v0 exactly `experiment=seed_notebook`) |",
+        "",
+        "Reading the cells: every ingredient other than prioritisation acts on priorities, so add-one-in "
+        "switches it on over `prio`, not over `uniform`. Ingredients interact: `prio_sampled_refresh` pairs "
+        "the sampled refresh with `prio`'s new priority 0, so a new transition keeps the smallest priority "
+        "until it is drawn, which then almost never happens (the paper pairs sampled refresh with max "
+        "priority for new transitions); `prio_rank` ranks with alpha 1, p = 1/rank, a far steeper "
+        "distribution than the paper's rank alpha 0.7.",
         "",
         "Commands (the pilot ran one sweep per seed, so that it could stop at any seed):",
         "",
