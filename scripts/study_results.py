@@ -175,8 +175,20 @@ def curves_figure(t: TaskResult, cells=("uniform", "prio", "per", "seed_notebook
     bands = {c: res.step_bands[label_of[c]] for c in cells if c in label_of.index}
     palette = plots.colors(list(bands))
     metric = res.curve_metrics[0]
-    ylabel = ("Episode length" if metric == C.EPISODE_STEPS else "Return") + " (rolling mean of 10, IQM, 95% CI)"
-    return plots.learning_curves_figure(bands, palette, res.step_curves.x, ylabel, xlabel="Env steps")
+    rule = next(iter(res.rules.values()))
+    lengths = metric == C.EPISODE_STEPS
+    ylabel = ("Episode length" if lengths else "Return") + " (rolling mean of 10)"
+    return plots.learning_curves_figure(
+        bands,
+        palette,
+        res.step_curves.x,
+        ylabel,
+        xlabel="Env steps",
+        success_level=float(rule.solve.min_length if lengths else rule.solve.threshold),
+        success_label="success length" if lengths else "solve threshold (mean of 100)",
+        floor=0.0 if lengths else None,
+        ceil=float(rule.max_steps) if lengths else 0.0,
+    )
 
 
 # --------------------------------------------------------------------------- page
@@ -342,7 +354,7 @@ def main(argv=None) -> int:
             (f"{t.env}_auc_steps", forest_figure(t, "AUC per env step")),
             (f"{t.env}_curves", curves_figure(t)),
         ):
-            fig.savefig(img / f"{name}.png", dpi=110)
+            fig.savefig(img / f"{name}.png", dpi=110, bbox_inches="tight")
             plt.close(fig)
             figs.append(name)
 
