@@ -224,7 +224,7 @@ def score_table(t: TaskResult, order: list[str]) -> str:
             interval = (
                 f" [{fmt(r['lo'])}, {fmt(r['hi'])}]"
                 if r["interval"] == "CI"
-                else f" (range {fmt(r['lo'])}-{fmt(r['hi'])})"
+                else f" (range {fmt(r['lo'])} to {fmt(r['hi'])})"
             )
             parts.append(fmt(r["point"], 1 if col != "env_steps_to_solve" else 0) + interval)
         lines.append(f"| `{cell}` | {len(sub)} | {int(sub['solved'].sum())}/{len(sub)} | " + " | ".join(parts) + " |")
@@ -247,44 +247,51 @@ def comparison_table(t: TaskResult, score: str) -> str:
     return "\n".join(lines)
 
 
+def main_score(t: TaskResult) -> str:
+    """The score a task's answer is read on: env steps to solve, or AUC per env step when no run solved."""
+    return "env steps to solve" if bool(t.scores["solved"].any()) else "AUC per env step"
+
+
 def headline(tasks: list[TaskResult], seeds: int, full_hours: float) -> list[str]:
     """The answer in three sentences, from the numbers."""
-    main = "env steps to solve"
     s1 = []
     for t in tasks:
+        main = main_score(t)
         r = t.comparisons[(t.comparisons["x"] == "per") & (t.comparisons["y"] == "uniform")]
         r = r[r["score"] == main]
         if r.empty:
             continue
         r = r.iloc[0]
+        better = {"env steps to solve": "solves in fewer env steps", "AUC per env step": "learns faster per env step"}
         verdict = (
-            (
-                "PER solves in fewer env steps than uniform replay"
-                if r.p > 0.5
-                else "uniform replay solves in fewer env steps than PER"
-            )
+            (f"PER {better[main]} than uniform replay" if r.p > 0.5 else f"uniform replay {better[main]} than PER")
             if r.decided
-            else "PER and uniform replay are not told apart"
+            else f"PER and uniform replay are not told apart on {main}"
         )
+        if main != "env steps to solve":
+            verdict += " (no run reached the solve threshold within its budget)"
         ci = f"95% CI [{r.lo:.2f}, {r.hi:.2f}]" if not np.isnan(r.lo) else "no CI: too few seeds"
-        s1.append(f"on {t.env} {verdict} (P = {r.p:.2f}, {ci})")
-    decided_loo = []
+        s1.append(f"on {t.env} {verdict} (P(PER better) = {r.p:.2f}, {ci})")
+    decided, n_ing, n_dec, n_all = [], 0, 0, 0
     for t in tasks:
-        d = t.comparisons[(t.comparisons["family"] != "PER vs uniform") & (t.comparisons["score"] == main)]
+        d = t.comparisons[t.comparisons["score"] == main_score(t)]
+        n_all += len(d)
+        n_dec += int(d["decided"].sum())
+        d = d[d["family"] != "PER vs uniform"]
+        n_ing += len(d)
         for r in d[d["decided"]].itertuples():
-            decided_loo.append(f"{r.x} vs {r.y} on {t.env} (P = {r.p:.2f})")
-    all_main = pd.concat([t.comparisons[t.comparisons["score"] == main] for t in tasks])
-    n_ing = len(all_main) - len(tasks)
+            winner, loser = (r.x, r.y) if r.p > 0.5 else (r.y, r.x)
+            decided.append(f"{winner} beats {loser} on {t.env} (P = {max(r.p, 1 - r.p):.2f})")
     s2 = (
-        "Of the ingredient comparisons, decided on env steps to solve: " + "; ".join(decided_loo) + "."
-        if decided_loo
-        else f"No single ingredient's comparison is decided on env steps to solve ({n_ing} comparisons)."
+        "Decided among the ingredient comparisons: " + "; ".join(decided) + "."
+        if decided
+        else f"None of the {n_ing} ingredient comparisons is decided."
         if n_ing
         else "These runs hold no ingredient cells to compare."
     )
     s3 = (
         f"This is a pilot of {seeds} seed(s) per cell, below the study's bar of {SEEDS_TARGET}: "
-        f"{int(all_main['decided'].sum())} of {len(all_main)} comparisons are decided, and the full study "
+        f"{n_dec} of {n_all} comparisons are decided, and the full study "
         f"would take about {full_hours:.{0 if full_hours >= 10 else 1}f} hours on this 2-core machine."
     )
     first = "; ".join(s1)
