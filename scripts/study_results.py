@@ -23,6 +23,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,11 @@ def design_pairs() -> list[Pair]:
     return pairs
 
 
+# Each task and score holds N_PAIRS comparisons: at 95% each, about one would exclude 0.5 by chance
+# if nothing differed. Bonferroni over a task's comparisons of one score is the stricter reading.
+N_PAIRS = len(design_pairs())
+BONFERRONI = 1 - 0.05 / N_PAIRS
+
 # the scores compared: column, higher is better, label
 SCORES = (
     ("env_steps_to_solve", False, "env steps to solve"),
@@ -125,9 +131,10 @@ def analyse_task(uri: str, env: str, reps: int) -> TaskResult:
             x, y = x[~np.isnan(x)], y[~np.isnan(y)]
             if len(x) == 0 or len(y) == 0:
                 continue
-            c = compare(x, y, higher_is_better=higher, reps=reps)
+            c = compare(x, y, higher_is_better=higher, reps=reps, levels=(CONFIDENCE, BONFERRONI))
             lo, hi = c.intervals[CONFIDENCE]
             decided = c.has_ci and c.excludes_half(CONFIDENCE)
+            strict = c.has_ci and c.excludes_half(BONFERRONI)
             need = np.nan if decided else seeds_needed(c, CONFIDENCE, POWER)
             rows.append(
                 dict(
@@ -142,6 +149,7 @@ def analyse_task(uri: str, env: str, reps: int) -> TaskResult:
                     n_x=len(x),
                     n_y=len(y),
                     decided=decided,
+                    bonferroni=strict,
                     seeds_needed=need,
                 )
             )
@@ -240,6 +248,8 @@ def comparison_table(t: TaskResult, score: str) -> str:
     for r in d.itertuples():
         ci = f"[{r.lo:.2f}, {r.hi:.2f}]" if not np.isnan(r.lo) else "(no CI: too few runs)"
         verdict = ("yes: " + ("X better" if r.p > 0.5 else "Y better")) if r.decided else "no"
+        if r.bonferroni:
+            verdict += " (also after Bonferroni)"
         need = "-" if r.decided else (fmt(r.seeds_needed) if np.isfinite(r.seeds_needed) else "no effect seen")
         if not r.decided and np.isnan(r.lo) and np.isfinite(r.seeds_needed):
             need += " (rough: fewer than 5 seeds)"
@@ -281,9 +291,11 @@ def headline(tasks: list[TaskResult], seeds: int, full_hours: float) -> list[str
         n_ing += len(d)
         for r in d[d["decided"]].itertuples():
             winner, loser = (r.x, r.y) if r.p > 0.5 else (r.y, r.x)
-            decided.append(f"{winner} beats {loser} on {t.env} (P = {max(r.p, 1 - r.p):.2f})")
+            star = "*" if r.bonferroni else ""
+            decided.append(f"{winner} beats {loser}{star} on {t.env} (P = {max(r.p, 1 - r.p):.2f})")
     s2 = (
-        "Decided among the ingredient comparisons: " + "; ".join(decided) + "."
+        "Decided among the ingredient comparisons (95% CI excludes 0.5; * also after Bonferroni over the "
+        f"task's {N_PAIRS} comparisons): " + "; ".join(decided) + "."
         if decided
         else f"None of the {n_ing} ingredient comparisons is decided."
         if n_ing
@@ -437,8 +449,18 @@ def main(argv=None) -> int:
         f"{args.workers} at a time, load included). Not run here.",
     ]
     if args.launch_log and Path(args.launch_log).exists():
+        log_text = Path(args.launch_log).read_text()
+        walls = [float(w) for w in re.findall(r"^seed \d+ rc 0 wall (\d+) s", log_text, re.M)]
+        if walls:
+            w = np.array(walls)
+            md += [
+                f"- per seed (one sweep of {n_cells} runs, {args.workers} at a time): median {np.median(w):.0f} s, "
+                f"range {w.min():.0f}-{w.max():.0f} s over {len(w)} seeds as the machine's load changed (log "
+                f"below); {SEEDS_TARGET} seeds at those paces: {SEEDS_TARGET * np.median(w) / 3600:.1f} h "
+                f"(median), {SEEDS_TARGET * w.min() / 3600:.1f}-{SEEDS_TARGET * w.max() / 3600:.1f} h (range)"
+            ]
         md += ["", "The launch log (per-seed sweep wall time and the machine's load average):", "", "```"]
-        md += Path(args.launch_log).read_text().strip().splitlines() + ["```"]
+        md += log_text.strip().splitlines() + ["```"]
     for t in tasks:
         rule = next(iter(t.res.rules.values()))
         md += [
@@ -477,11 +499,14 @@ def main(argv=None) -> int:
         "## What is decided, and what is not",
         "",
         f"{len(dec)} of {len(allc)} comparisons (tasks x pairs x scores) have a 95% CI on P(X better than Y) "
-        "that excludes 0.5.",
+        f"that excludes 0.5; {int(allc['bonferroni'].sum())} also exclude it at the Bonferroni level over a task's "
+        f"{N_PAIRS} comparisons of one score ({BONFERRONI:.2%} intervals). With no correction, about "
+        f"{0.05 * len(allc):.0f} of the {len(allc)} would exclude 0.5 by chance if no cell differed from another.",
         "",
     ]
     md += [
-        f"- decided: `{r.x}` vs `{r.y}` on {r.env}, {r.score}: P = {r.p:.2f} [{r.lo:.2f}, {r.hi:.2f}]"
+        f"- decided{' (also after Bonferroni)' if r.bonferroni else ''}: `{r.x}` vs `{r.y}` on {r.env}, "
+        f"{r.score}: P = {r.p:.2f} [{r.lo:.2f}, {r.hi:.2f}]"
         for r in dec.itertuples()
     ]
     reach = und[np.isfinite(und["seeds_needed"].astype(float))]
