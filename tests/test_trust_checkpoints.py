@@ -32,14 +32,14 @@ def _kill_at(tmp: Path, episode: int) -> dict[str, str]:
     return hook_env(tmp, PER_EXP_TEST_SIGNAL=f"{LABEL}:{episode}:{int(signal.SIGKILL)}")
 
 
-def _shrink_first_matrix(tree) -> bool:
-    """Cut the first 2-D array (a network weight) in a nested state to one column, in place."""
+def _shrink_first_array(tree) -> bool:
+    """Cut the first array of more than one element (a network's parameters) in a nested state to half, in place."""
     items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
     for k, v in items:
-        if getattr(v, "ndim", 0) >= 2:
-            tree[k] = v[..., :1]
+        if getattr(v, "size", 0) > 1:
+            tree[k] = v.reshape(-1)[: v.size // 2]
             return True
-        if isinstance(v, (dict, list)) and _shrink_first_matrix(v):
+        if isinstance(v, (dict, list)) and _shrink_first_array(v):
             return True
     return False
 
@@ -62,7 +62,7 @@ def _damage(path: Path, kind: str) -> None:
         checkpoint.save(path, {k: v for k, v in state.items() if k != "format_version"})
     elif kind == "state-does-not-fit":  # a valid file whose network no longer fits the code's
         state = checkpoint.load(path)
-        assert state is not None and _shrink_first_matrix(state["trainer"]["agent"])
+        assert state is not None and _shrink_first_array(state["trainer"]["agent"])
         checkpoint.save(path, {k: v for k, v in state.items() if k != "format_version"})
     else:
         raise ValueError(kind)

@@ -311,7 +311,9 @@ def _after_update(mask, loss, td, updates, n_learned, losses, td_means, scratch)
 class Engine:
     """Trains every run of ``runs`` (one group: see ``group_key``) on ``slots`` slots."""
 
-    def __init__(self, runs: Iterable[RunSpec], slots: int = 1, threads: int = 1):
+    def __init__(self, runs: Iterable[RunSpec], slots: int = 1, threads: int = 1, report_errors: bool = True):
+        # report_errors=False: the caller takes each run's error from its Result and says it (run_one)
+        self.report_errors = report_errors
         self.queue: deque[RunSpec] = deque(runs)
         if not self.queue:
             raise ValueError("the engine needs at least one run")
@@ -681,10 +683,10 @@ class Engine:
 
     def _fail(self, k: int, spec: RunSpec, e: BaseException) -> None:
         self.active[k] = False
-        if isinstance(e, Stopped):
+        if not self.report_errors:
+            pass
+        elif isinstance(e, Stopped):
             log.info("run %s: %s", spec.label or spec.cfg.seed, e)
-        elif isinstance(e, StateMismatch):  # the caller decides (the job starts the run over)
-            log.warning("run %s cannot resume from its state: %s", spec.label or spec.cfg.seed, e)
         else:
             log.error("run %s failed: %s: %s", spec.label or spec.cfg.seed, type(e).__name__, e)
         self.results.append(Result(spec, error=e))
@@ -763,7 +765,7 @@ def run_one(
     spec = RunSpec(
         cfg, label, state, on_episode=on_episode, on_checkpoint=on_checkpoint, on_end=on_end, should_stop=should_stop
     )
-    res = Engine([spec], slots=1).run()[0]
+    res = Engine([spec], slots=1, report_errors=False).run()[0]
     if res.error is not None:
         raise res.error
     assert res.summary is not None
