@@ -2,7 +2,7 @@
 
     python scripts/study_results.py --tracking-uri sqlite:///mlflow.db
     python scripts/study_results.py --tracking-uri sqlite:////work/study_pilot/mlflow.db \
-        --launch-log /work/study_pilot/pilot.log --workers 2
+        --launch-log /work/study_pilot/pilot.log --launch-log /work/study_pilot/study.log
 
 Reads the `experiment=study` runs (experiment `per-study`) with `analysis/`:
 per task, each run's scores in both budget units, the aggregate tables with
@@ -13,8 +13,10 @@ A comparison is *decided* when its CI excludes 0.5; an undecided one gets the
 seeds per group the bootstrap says it would take at the observed effect.
 
 Everything on the page (the three sentences at the top included) is computed
-here from the store; nothing is typed in by hand. The wall time is the runs'
-own: first start to last end in the store, and the sum of their train time.
+here from the store; nothing is typed in by hand. The wall time is the launch
+logs' (`scripts/run_study.sh` writes one line per seed's sweep: its wall time,
+commit, parallel jobs and load), summed over every sweep that ran; without a
+log, the runs' own first start to last end in the store.
 """
 
 from __future__ import annotations
@@ -101,6 +103,38 @@ def cell_of(overrides: str) -> str:
         if key == "ablation":
             return value
     return "per"  # the default config is the `per` cell
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One sweep of seeds first..last (every env x cell), as a launch log records it."""
+
+    first: int
+    last: int
+    rc: int
+    wall_s: float
+    commit: str  # "" in logs written before run_study.sh recorded it
+    jobs: int  # 0 when the log does not say
+
+
+_SEEDS = r"^seed (\d+)(?:-(\d+))?"
+_START = re.compile(_SEEDS + r" start \S+ load [\d. ]+?(?: code (\S+) jobs (\d+))?\s*$")
+_END = re.compile(_SEEDS + r" rc (\d+) wall (\d+) s")
+
+
+def read_launch_log(text: str, default_jobs: int = 0) -> list[Launch]:
+    """Every finished sweep of a run_study.sh log (a start line without an end line is left out)."""
+    started: dict[tuple[int, int], tuple[str, int]] = {}
+    out = []
+    for line in text.splitlines():
+        if m := _START.match(line):
+            seeds = (int(m[1]), int(m[2] or m[1]))
+            started[seeds] = (m[3] or "", int(m[4]) if m[4] else default_jobs)
+        elif m := _END.match(line):
+            seeds = (int(m[1]), int(m[2] or m[1]))
+            commit, jobs = started.get(seeds, ("", default_jobs))
+            out.append(Launch(*seeds, int(m[3]), float(m[4]), commit, jobs))
+    return out
 
 
 @dataclass
@@ -262,7 +296,7 @@ def main_score(t: TaskResult) -> str:
     return "env steps to solve" if bool(t.scores["solved"].any()) else "AUC per env step"
 
 
-def headline(tasks: list[TaskResult], seeds: int, full_hours: float) -> list[str]:
+def headline(tasks: list[TaskResult], seeds: int, full_hours: float, study_hours: float | None = None) -> list[str]:
     """The answer in three sentences, from the numbers."""
     s1 = []
     for t in tasks:
@@ -301,11 +335,15 @@ def headline(tasks: list[TaskResult], seeds: int, full_hours: float) -> list[str
         if n_ing
         else "These runs hold no ingredient cells to compare."
     )
-    s3 = (
-        f"This is a pilot of {seeds} seed(s) per cell, below the study's bar of {SEEDS_TARGET}: "
-        f"{n_dec} of {n_all} comparisons are decided, and the full study "
-        f"would take about {full_hours:.{0 if full_hours >= 10 else 1}f} hours on this 2-core machine."
-    )
+    if seeds >= SEEDS_TARGET:
+        took = f", in {study_hours:.1f} hours of wall time on this 2-core machine" if study_hours else ""
+        s3 = f"The study ran {seeds} seeds per cell{took}: {n_dec} of {n_all} comparisons are decided."
+    else:
+        s3 = (
+            f"This is a pilot of {seeds} seed(s) per cell, below the study's bar of {SEEDS_TARGET}: "
+            f"{n_dec} of {n_all} comparisons are decided, and the full study "
+            f"would take about {full_hours:.{0 if full_hours >= 10 else 1}f} hours on this 2-core machine."
+        )
     first = "; ".join(s1)
     return [first[:1].upper() + first[1:] + ".", s2, s3]
 
@@ -340,8 +378,15 @@ def main(argv=None) -> int:
     ap.add_argument("--tracking-uri", required=True)
     ap.add_argument("--out", default=str(ROOT / "docs"), help="docs folder: writes results.md and img/results/")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
-    ap.add_argument("--workers", type=int, default=2, help="parallel jobs the study ran with (for the extrapolation)")
-    ap.add_argument("--launch-log", default=None, help="the launch script's log (per-seed wall time and load)")
+    ap.add_argument(
+        "--workers", type=int, default=2, help="parallel jobs, for launch-log lines (or a store) that do not say"
+    )
+    ap.add_argument(
+        "--launch-log",
+        action="append",
+        default=[],
+        help="a scripts/run_study.sh log (per-seed wall time, commit, jobs, load); repeat for several launches",
+    )
     ap.add_argument(
         "--readme", default=str(ROOT / "README.md"), help="README whose study-answer block gets the three sentences"
     )
@@ -358,13 +403,21 @@ def main(argv=None) -> int:
     n_cells = sum(t.scores["cell"].nunique() for t in tasks)
     span = (runs["end_time"].max() - runs["start_time"].min()) / 1000.0
     train = float(runs[f"metrics.{C.WALL_SECONDS}"].sum())
+    logs = [(path, Path(path).read_text()) for path in args.launch_log]
+    launches = [launch for _, text in logs for launch in read_launch_log(text, default_jobs=args.workers)]
+    # the study's wall time: every seed sweep the logs saw (a re-launched seed counts twice: it ran twice);
+    # without a log, the store's first start to last end (which would count the gaps between launches)
+    study_s = sum(launch.wall_s for launch in launches) if launches else span
     full_runs = 2 * 18 * SEEDS_TARGET
-    full_hours = span * full_runs / len(runs) / 3600.0
+    # a launch still running has runs in the store but no wall time in the log yet
+    runs_timed = sum(x.last - x.first + 1 for x in launches) * n_cells if launches else len(runs)
+    full_hours = study_s * full_runs / runs_timed / 3600.0
     hours_txt = f"{full_hours:.{0 if full_hours >= 10 else 1}f}"
-    commits = sorted(runs[f"tags.{C.TAG_GIT_COMMIT}"].dropna().unique())
+    commits = runs[f"tags.{C.TAG_GIT_COMMIT}"].fillna("unknown").value_counts().sort_index()
     dirty = sorted(runs[f"tags.{C.TAG_GIT_DIRTY}"].dropna().unique())
     started = dt.datetime.fromtimestamp(runs["start_time"].min() / 1000, dt.timezone.utc)
     ended = dt.datetime.fromtimestamp(runs["end_time"].max() / 1000, dt.timezone.utc)
+    full = seeds_per_cell >= SEEDS_TARGET
 
     figs = []
     for t in tasks:
@@ -392,7 +445,7 @@ def main(argv=None) -> int:
     }
     md = ["# Results: does PER help, and which part?", ""]
     md += ['!!! abstract "The answer so far"', ""]
-    md += ["    " + s for s in headline(tasks, seeds_per_cell, full_hours)]
+    md += ["    " + s for s in headline(tasks, seeds_per_cell, full_hours, study_s / 3600.0)]
     md += [
         "",
         "This page is generated by `scripts/study_results.py` from the study's MLflow store; "
@@ -424,43 +477,61 @@ def main(argv=None) -> int:
         "priority for new transitions); `prio_rank` ranks with alpha 1, p = 1/rank, a far steeper "
         "distribution than the paper's rank alpha 0.7.",
         "",
-        "Commands (the pilot ran one sweep per seed, so that it could stop at any seed):",
+        "Commands: the study ran one sweep per seed (`scripts/run_study.sh`), so that it could stop "
+        "between seeds and go on later; a re-launched seed skips its FINISHED runs. One sweep of the "
+        "whole design is the same set of runs:",
         "",
         "```bash",
+        "STORE=$PWD/mlflow.db FIRST=0 LAST=49 JOBS=2 bash scripts/run_study.sh >> study.log  # seed by seed",
         "python -m per_exp.train -m experiment=study hydra/launcher=joblib hydra.launcher.n_jobs=2 \\",
-        "    tracking.uri=sqlite:///mlflow.db                      # the full design: 50 seeds",
-        "python -m per_exp.train -m experiment=study seed=0 hydra/launcher=joblib hydra.launcher.n_jobs=2 \\",
-        "    tracking.uri=sqlite:///mlflow.db                      # one seed of every cell (the pilot, seed by seed)",
-        f"python scripts/study_results.py --tracking-uri sqlite:///mlflow.db --workers {args.workers}",
+        "    tracking.uri=sqlite:///mlflow.db                                                # or all at once",
+        "python scripts/study_results.py --tracking-uri sqlite:///mlflow.db --launch-log study.log",
         "```",
         "",
         f"- runs: {len(runs)} FINISHED ({seeds_per_cell} seed(s) in every one of {n_cells} env x cell groups)",
-        f"- commit: {', '.join(f'`{c[:12]}`' for c in commits)} (dirty: {', '.join(dirty)})",
-        f"- date: {started:%Y-%m-%d %H:%M} to {ended:%H:%M} UTC",
+        "- commit: "
+        + ", ".join(f"`{str(c)[:12]}` ({n} runs)" for c, n in commits.items())
+        + f" (dirty: {', '.join(dirty)}); every run's own commit is its `{C.TAG_GIT_COMMIT}` tag",
+        f"- date: {started:%Y-%m-%d %H:%M} to {ended:%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}; shared with other work (load below)",
-        f"- wall time: {span / 60:.1f} min from the first run's start to the last run's end, "
-        f"{args.workers} jobs in parallel; {train / 3600:.2f} h of training summed over runs",
-        *[
-            f"- per run on {env}: median {w:.0f} s of training for {s:,.0f} env steps"
-            for env, (w, s) in per_env_wall.items()
-        ],
-        f"- the full study ({full_runs} runs: 2 tasks x 18 cells x {SEEDS_TARGET} seeds) at this pilot's pace: "
-        f"about **{hours_txt} hours** on this machine ({span / len(runs):.1f} s of wall time per run, "
-        f"{args.workers} at a time, load included). Not run here.",
     ]
-    if args.launch_log and Path(args.launch_log).exists():
-        log_text = Path(args.launch_log).read_text()
-        walls = [float(w) for w in re.findall(r"^seed \d+ rc 0 wall (\d+) s", log_text, re.M)]
-        if walls:
-            w = np.array(walls)
-            md += [
-                f"- per seed (one sweep of {n_cells} runs, {args.workers} at a time): median {np.median(w):.0f} s, "
-                f"range {w.min():.0f}-{w.max():.0f} s over {len(w)} seeds as the machine's load changed (log "
-                f"below); {SEEDS_TARGET} seeds at those paces: {SEEDS_TARGET * np.median(w) / 3600:.1f} h "
-                f"(median), {SEEDS_TARGET * w.min() / 3600:.1f}-{SEEDS_TARGET * w.max() / 3600:.1f} h (range)"
-            ]
-        md += ["", "The launch log (per-seed sweep wall time and the machine's load average):", "", "```"]
-        md += log_text.strip().splitlines() + ["```"]
+    if launches:
+        md.append(
+            f"- wall time: **{study_s / 3600:.2f} h** in all, the sum of {len(launches)} sweeps' wall times "
+            f"in the launch log (below); {train / 3600:.2f} h of training summed over runs"
+        )
+        phases: dict[tuple[str, int, bool], list[Launch]] = {}
+        for x in launches:
+            phases.setdefault((x.commit, x.jobs, x.last > x.first), []).append(x)
+        for (commit, jobs, several), ls in phases.items():
+            per_seed = np.array([x.wall_s / (x.last - x.first + 1) for x in ls])
+            first, last = min(x.first for x in ls), max(x.last for x in ls)
+            n_seeds = sum(x.last - x.first + 1 for x in ls)
+            md.append(
+                f"  - seeds {first}-{last}: {len(ls)} sweep(s) of {'several seeds' if several else 'one seed'}"
+                + (f", code `{commit}`" if commit else "")
+                + f", {jobs or '?'} job(s) at a time: {sum(x.wall_s for x in ls) / 3600:.2f} h for {n_seeds} "
+                f"seeds, {np.median(per_seed):.0f} s per seed (median"
+                + (f"; range {per_seed.min():.0f}-{per_seed.max():.0f} s as the load changed)" if len(ls) > 1 else ")")
+            )
+    else:
+        md.append(
+            f"- wall time: {span / 60:.1f} min from the first run's start to the last run's end, "
+            f"{args.workers} jobs in parallel; {train / 3600:.2f} h of training summed over runs"
+        )
+    md += [
+        f"- per run on {env}: median {w:.0f} s of training for {st:,.0f} env steps"
+        for env, (w, st) in per_env_wall.items()
+    ]
+    if not full:
+        md.append(
+            f"- the full study ({full_runs} runs: 2 tasks x 18 cells x {SEEDS_TARGET} seeds) at this pace: "
+            f"about **{hours_txt} hours** on this machine ({study_s / runs_timed:.1f} s of wall time per run, "
+            "load included). Not run yet."
+        )
+    for path, text in logs:
+        md += ["", f"The launch log `{Path(path).name}` (per-seed sweep wall time and the machine's load):", ""]
+        md += ["```", *text.strip().splitlines(), "```"]
     for t in tasks:
         rule = next(iter(t.res.rules.values()))
         md += [
@@ -515,9 +586,11 @@ def main(argv=None) -> int:
         f"Undecided: {len(und)}. At their observed effects, {int((reach['seeds_needed'] <= SEEDS_TARGET).sum())} "
         f"would be expected to decide within {SEEDS_TARGET} seeds per group (power {POWER}); "
         f"{int((reach['seeds_needed'] > SEEDS_TARGET).sum())} need more, and "
-        f"{len(und) - len(reach)} have no CI or an effect too small to plan for. A pilot's effect sizes are "
-        "noisy: the plan fixes N for the full study (pilot-then-fixed-N, see the analysis page), and the "
-        "pilot's own runs are not re-used as the final sample's test.",
+        f"{len(und) - len(reach)} have no CI or an effect too small to plan for. The study's N "
+        f"({SEEDS_TARGET} seeds per cell, issue 13's bar) was fixed before its pilot, and the pilot's reading "
+        "stopped nothing and added nothing: the test at the full N is one look at a fixed N, with the pilot's "
+        "seeds part of it. Seeds added beyond it for the undecided comparisons would be a second look, to be "
+        "read at the analysis page's corrected level (97.5% CIs at both looks).",
         "",
         "Caveats: one hyperparameter setting (the default agent, tuned for nothing here); the inverse-episode "
         "exploration schedule gives Acrobot little exploration; the runs shared the machine with other jobs, "
@@ -526,9 +599,9 @@ def main(argv=None) -> int:
     ]
     (out / "results.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     if args.readme:
-        write_readme_answer(Path(args.readme), headline(tasks, seeds_per_cell, full_hours))
+        write_readme_answer(Path(args.readme), headline(tasks, seeds_per_cell, full_hours, study_s / 3600.0))
     print(f"wrote {out / 'results.md'} and {len(figs)} figures in {img}")
-    for s in headline(tasks, seeds_per_cell, full_hours):
+    for s in headline(tasks, seeds_per_cell, full_hours, study_s / 3600.0):
         print(s)
     return 0
 
