@@ -282,6 +282,32 @@ class CheckpointConfig:
 
 
 @dataclass
+class GroupConfig:
+    """Many runs per process in a sweep (docs/speed.md, "Grouped sweeps").
+
+    How runs are scheduled, never what they learn: a run's series is the same
+    alone or in any group (tests/test_engine_identity.py), so these keys are
+    out of the config hash.
+    """
+
+    enabled: bool = setting(
+        True,
+        "a sweep (`-m`) trains the runs that differ only in per-run keys (seed, lr, gamma, ...) together, "
+        "one launcher job per group; false: one launcher job per run",
+    )
+    slots: int = setting(
+        32,
+        "runs of a group trained at once (the engine's K); the group's other runs wait and take the slot of a "
+        "run that ends (continuous batching)",
+    )
+    max_runs: int = setting(
+        0,
+        "runs per launcher job at most, 0: no limit. A parallel launcher (joblib, Ray, Slurm) runs one job per "
+        "worker: N workers want at least N jobs, so a 20-seed sweep on 2 workers wants 10",
+    )
+
+
+@dataclass
 class Config:
     """Top-level keys; each group above is a key holding its dataclass."""
 
@@ -294,6 +320,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = bookkeeping(default_factory=TrackingConfig)
     checkpoint: CheckpointConfig = bookkeeping(default_factory=CheckpointConfig)
+    group: GroupConfig = bookkeeping(default_factory=GroupConfig)
 
     seed: int = setting(
         0, "one seed for Python, NumPy, torch and the env: the same seed gives the same episode lengths"
@@ -528,6 +555,8 @@ def validate(cfg: Config) -> None:
         ("solve.window", cfg.solve.window, cfg.solve.window >= 1, "an integer >= 1"),
         ("eval.every_episodes", cfg.eval.every_episodes, cfg.eval.every_episodes >= 0, "an integer >= 0 (0: off)"),
         ("eval.episodes", cfg.eval.episodes, cfg.eval.episodes >= 1, "an integer >= 1"),
+        ("group.slots", cfg.group.slots, cfg.group.slots >= 1, "an integer >= 1"),
+        ("group.max_runs", cfg.group.max_runs, cfg.group.max_runs >= 0, "an integer >= 0 (0: no limit)"),
         ("target_sync.every", cfg.target_sync.every, cfg.target_sync.every >= 1, "an integer >= 1"),
         ("epsilon.scale", cfg.epsilon.scale, cfg.epsilon.scale >= 0.0, "a number >= 0"),
         ("epsilon.decay_steps", cfg.epsilon.decay_steps, cfg.epsilon.decay_steps >= 1, "an integer >= 1"),

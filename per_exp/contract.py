@@ -275,7 +275,8 @@ class SweepFile:
     reads it to attach to the same store, experiment and parent run.
     """
 
-    VERSION = 3  # 1: the untyped dict before issue 10 (no "version" key); 2: no claims_run_id, launcher
+    # 1: the untyped dict before issue 10 (no "version" key); 2: no claims_run_id, launcher; 3: no groups
+    VERSION = 4
 
     uri: str  # the resolved tracking URI
     experiment_id: str
@@ -284,6 +285,9 @@ class SweepFile:
     jobs: tuple[SweepJob, ...] = field(default_factory=tuple)
     claims_run_id: str = ""  # the experiment's claims registry run (per_exp.claims)
     launcher: dict[str, Any] = field(default_factory=dict)  # the launching process (per_exp.owner.Owner)
+    # a grouped sweep (per_exp.grouping): launcher job i trains the jobs groups[i] (indexes into `jobs`);
+    # empty: one launcher job per job
+    groups: tuple[tuple[int, ...], ...] = ()
 
     @property
     def n_jobs(self) -> int:
@@ -313,4 +317,5 @@ class SweepFile:
                 "FINISHED are skipped, others resume)"
             )
         jobs = tuple(SweepJob(**j) for j in data.pop("jobs"))
-        return cls(jobs=jobs, **data)
+        groups = tuple(tuple(int(i) for i in g) for g in data.pop("groups"))
+        return cls(jobs=jobs, groups=groups, **data)

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -103,17 +104,22 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     checkpoint; open or attach the run; train with a heartbeat; finish, or end the way
     `per_exp.endings` says, and release the claim.
     """
-    conf, resolved = _validated(cfg)
+    conf, resolved = validated(cfg)
     job = HydraJob.current(conf)
     if not conf.tracking.enabled:
         s = run_one(conf, label=job.name)
         return {"solved_episode": s.solved_episode, "episodes": s.episodes}
-    place = _locate(conf, resolved, job)
+    group = _group_of(job)
+    if group is not None:
+        from per_exp import group_job
+
+        return group_job.run_group(job, group)
+    place = locate(conf, resolved, job)
     if place.swept:  # named by what sets this job apart from the sweep's others
         job = dataclasses.replace(job, name=tracking.run_name(conf, place.swept))
     try:
         with credentials.server_access(place.uri):  # a refused login: one line, before any run exists
-            plan = _plan(conf, job, place, read_checkpoint=False)
+            plan = plan_run(conf, job, place, read_checkpoint=False)
     except ConfigError as e:
         if place.in_launcher:
             _refuse_now(e)
@@ -123,7 +129,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         return {"skipped": True}
     claim = place.registry.claim(place.config_hash, owner.this_process(), conf.tracking.stale_after_seconds)
     if claim.lease is None:
-        return _held(job, place, claim)
+        return say_held(job, place, claim)
     beat = Heartbeat(
         place.registry,
         claim.lease,
@@ -139,13 +145,13 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         if claim.taken_over is not None:
             gone = claim.taken_over.lease.owner.describe()
             log.info("[%s] took config hash %s over from %s: %s", job.name, place.config_hash, gone, claim.why)
-        plan = _plan(conf, job, place, read_checkpoint=True)  # again: the store may have moved meanwhile
+        plan = plan_run(conf, job, place, read_checkpoint=True)  # again: the store may have moved meanwhile
         if plan is None:
             return {"skipped": True}
-        run = _open_or_attach(conf, resolved, job, place, plan)
+        run = open_or_attach(conf, resolved, job, place, plan)
         with stops:
             model, summary = _train(conf, job, place, plan, run, beat, stops)
-        _finish(conf, resolved, job, place, run, model, summary)
+        finish(conf, resolved, job, place, run, model, summary)
         return {"run_id": run.run_id, "solved_episode": summary.solved_episode, "episodes": summary.episodes}
     except BaseException as e:
         with processes.ignored_stops():
@@ -172,7 +178,20 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     return _after_ending(ending, place, run)
 
 
-def _validated(cfg: DictConfig) -> tuple[Config, dict[str, Any]]:
+def _group_of(job: HydraJob) -> int | None:
+    """The group this launcher job trains (a grouped sweep: `hydra.job.num`), None for a job of one run."""
+    if job.sweep_dir is None:
+        return None
+    try:
+        sweep = C.SweepFile.read(job.sweep_dir)
+    except C.SweepFileError:
+        return None  # _locate says it, with the way out
+    if sweep is None or not sweep.groups:
+        return None
+    return int(HydraConfig.get().job.num)
+
+
+def validated(cfg: DictConfig) -> tuple[Config, dict[str, Any]]:
     """The typed config and its resolved dict; bad input exits 2 before any run exists."""
     conf = config.typed(cfg)
     try:
@@ -189,7 +208,7 @@ def _refuse_now(e: ConfigError) -> NoReturn:
     raise SystemExit(C.EXIT_BAD_INPUT) from None
 
 
-def _locate(conf: Config, resolved: dict[str, Any], job: HydraJob) -> RunPlace:
+def locate(conf: Config, resolved: dict[str, Any], job: HydraJob) -> RunPlace:
     """The store, experiment, claims registry and checkpoint folder: the sweep's (set up and checked by
     the sweep manager), else our own, checked here (bad or unreachable: exit 2 before any run)."""
     try:
@@ -235,7 +254,7 @@ def _locate(conf: Config, resolved: dict[str, Any], job: HydraJob) -> RunPlace:
     )
 
 
-def _plan(conf: Config, job: HydraJob, place: RunPlace, read_checkpoint: bool) -> resume.Plan | None:
+def plan_run(conf: Config, job: HydraJob, place: RunPlace, read_checkpoint: bool) -> resume.Plan | None:
     """What to do with the hash (None: skip it, it is FINISHED); ConfigError if continuing its run
     would mix two code versions without `resume_across_commits=true`."""
     plan = resume.plan_job(
@@ -251,7 +270,7 @@ def _plan(conf: Config, job: HydraJob, place: RunPlace, read_checkpoint: bool) -
     return plan
 
 
-def _held(job: HydraJob, place: RunPlace, claim: Claim) -> dict[str, Any]:
+def say_held(job: HydraJob, place: RunPlace, claim: Claim) -> dict[str, Any]:
     """Another live process trains this hash: leave it alone, say so, and (a single run) exit 3."""
     assert claim.held_by is not None
     log.warning(
@@ -290,7 +309,7 @@ def _job_tags(job: HydraJob) -> dict[str, str]:
     }
 
 
-def _open_or_attach(
+def open_or_attach(
     conf: Config, resolved: dict[str, Any], job: HydraJob, place: RunPlace, plan: resume.Plan
 ) -> tracking.RunLogger:
     """A new run (FRESH), or the unfinished run with our hash reopened and retagged (RESUME).
@@ -354,9 +373,42 @@ def _train(
     starts over in place.
     """
 
+    sink, save_checkpoint = episode_sink(run, beat), checkpoint_saver(run, beat, place)
+    model: dict[str, Any] = {}
+
+    def keep_model(summary: Summary, view: RunView) -> None:
+        if conf.tracking.log_model:
+            model.update(view.online_state_dict())
+
+    state = None
+    if plan.state is not None:
+        state = resume_from(plan, run, job.name, place.checkpoint_path)
+    summary = run_one(
+        conf,
+        on_episode=sink,
+        label=job.name,
+        state=state,
+        on_checkpoint=save_checkpoint,
+        on_end=keep_model,
+        should_stop=stops.requested,
+        on_state_mismatch=lambda e: start_over(e, run, place.checkpoint_path),
+    )
+    run.flush()
+    return model, summary
+
+
+def episode_sink(run: tracking.RunLogger, beat: Heartbeat) -> Callable[[int, dict[str, float]], None]:
+    """What the engine calls after each of the run's episodes: nothing is written once the claim is lost."""
+
     def sink(episode: int, metrics: dict[str, float]) -> None:
         beat.check()
         run.log_episode(episode, metrics)
+
+    return sink
+
+
+def checkpoint_saver(run: tracking.RunLogger, beat: Heartbeat, place: RunPlace) -> Callable[[dict[str, Any]], None]:
+    """What the engine calls with the run's state every `checkpoint.every_episodes` episodes."""
 
     def save_checkpoint(state: dict[str, Any]) -> None:
         beat.check()
@@ -373,38 +425,23 @@ def _train(
             },
         )
 
-    model: dict[str, Any] = {}
+    return save_checkpoint
 
-    def keep_model(summary: Summary, view: RunView) -> None:
-        if conf.tracking.log_model:
-            model.update(view.online_state_dict())
 
-    def train(state: dict[str, Any] | None) -> Summary:
-        return run_one(
-            conf,
-            on_episode=sink,
-            label=job.name,
-            state=state,
-            on_checkpoint=save_checkpoint,
-            on_end=keep_model,
-            should_stop=stops.requested,
-        )
+def resume_from(plan: resume.Plan, run: tracking.RunLogger, name: str, ckpt: Path) -> dict[str, Any]:
+    """The engine state a run resumes from; the rows logged before it are taken back into the run."""
+    assert plan.state is not None
+    run.rows = list(plan.state["rows"])
+    log.info("[%s] resuming at episode %d from %s", name, plan.from_episode, ckpt)
+    return plan.state["trainer"]
 
-    if plan.state is None:
-        summary = train(None)
-    else:
-        run.rows = list(plan.state["rows"])
-        log.info("[%s] resuming at episode %d from %s", job.name, plan.from_episode, place.checkpoint_path)
-        try:
-            summary = train(plan.state["trainer"])
-        except StateMismatch as e:  # refuse it, start over in place
-            why = f"its state does not fit this code ({e})"
-            checkpoint.refuse(place.checkpoint_path, why)
-            run.set_tags({C.TAG_CHECKPOINT_REFUSED: why, C.TAG_RESUMED_FROM: "0"})
-            run.rows = []
-            summary = train(None)
-    run.flush()
-    return model, summary
+
+def start_over(e: StateMismatch, run: tracking.RunLogger, ckpt: Path) -> None:
+    """The checkpoint's state does not fit this code: refuse it, and the run starts over in place."""
+    why = f"its state does not fit this code ({e})"
+    checkpoint.refuse(ckpt, why)
+    run.set_tags({C.TAG_CHECKPOINT_REFUSED: why, C.TAG_RESUMED_FROM: "0"})
+    run.rows = []
 
 
 def _summary_metrics(s: Summary) -> dict[str, float]:
@@ -422,7 +459,7 @@ def _summary_metrics(s: Summary) -> dict[str, float]:
     return out
 
 
-def _finish(
+def finish(
     conf: Config,
     resolved: dict[str, Any],
     job: HydraJob,

@@ -33,7 +33,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import checkpoint, choices, credentials, owner, processes, provenance, slurm, store, tracking
+from per_exp import checkpoint, choices, credentials, grouping, owner, processes, provenance, slurm, store, tracking
 from per_exp import contract as C
 from per_exp.claims import ALIVE, DEAD, Registry, holder_of, judge
 from per_exp.config import Config, ConfigError, config_hash, hash_rules, resolved, typed, validate
@@ -165,6 +165,7 @@ class MlflowSweepCallback(Callback):
             return
         hashes = [config_hash(resolved(c)) for _, c in jobs]
         _refuse_duplicate_hashes(jobs, hashes)
+        groups = grouping.plan([typed(c) for _, c in jobs])
         uri = C.resolve_tracking_uri(first.tracking.uri)
         # this process is the launch folder's (job.chdir is false); jobs elsewhere get the absolute path
         ckpt_root = checkpoint.root_for(first.checkpoint.dir, uri, Path.cwd())
@@ -196,12 +197,14 @@ class MlflowSweepCallback(Callback):
                     jobs=tuple(C.SweepJob(label, h) for label, h in zip(_swept_labels([o for o, _ in jobs]), hashes)),
                     claims_run_id=self.registry.run_id,
                     launcher=self.here.to_dict(),
+                    groups=groups,
                 )
+                grouping.write(sweep_dir, groups, jobs)  # before the sweep file, which says they exist
                 self.sweep.write(sweep_dir)
         _ACTIVE = self
         n_done, n_resume = len(done), len(unfinished)
         log.info(
-            "MLflow sweep %s (%s): %d jobs -> %s; %d already FINISHED (skipped%s), %d to resume, %d new",
+            "MLflow sweep %s (%s): %d jobs -> %s; %d already FINISHED (skipped%s), %d to resume, %d new%s",
             parent_id,
             "re-opened" if reused else "new",
             len(jobs),
@@ -210,6 +213,7 @@ class MlflowSweepCallback(Callback):
             "" if n_done == 0 else ", rerun=true runs them again",
             n_resume,
             len(jobs) - n_done - n_resume,
+            _grouped(groups, first.group.slots),
         )
         other = provenance.skipped_from_other_code(done, here)
         if other:
@@ -384,6 +388,12 @@ class MlflowSweepCallback(Callback):
         url = C.runs_url(ui, sweep.experiment_id, pid)
         print(msg + f"\nruns: {url}" + (f" ({how})" if how else ""), file=sys.stderr, flush=True)
         return code
+
+
+def _grouped(groups: tuple[tuple[int, ...], ...], slots: int) -> str:
+    if not groups:
+        return "; one launcher job per run (group.enabled=false)"
+    return f"; {len(groups)} launcher job(s), each a group of runs trained {slots} at a time (group.*)"
 
 
 def _best_effort(step) -> None:

@@ -104,7 +104,14 @@ def test_an_added_key_off_its_neutral_value_is_new_science(schema_with_added_key
 
 def test_bookkeeping_is_declared_on_the_schema_and_stays_out():
     rules = hash_rules(Config)
-    assert set(rules.bookkeeping) == {"tracking", "checkpoint", "log_every_episodes", "rerun", "resume_across_commits"}
+    assert set(rules.bookkeeping) == {
+        "tracking",
+        "checkpoint",
+        "group",
+        "log_every_episodes",
+        "rerun",
+        "resume_across_commits",
+    }
     # the keys added after runs existed, each at the value that behaves as before it
     assert rules.neutral == {
         "solve.rule": "length",

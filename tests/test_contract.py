@@ -76,12 +76,13 @@ def test_sweep_file_round_trip(tmp_path: Path):
         experiment_id="3",
         parent_run_id="abc",
         checkpoint_root="/x/checkpoints",
-        jobs=(C.SweepJob("seed=0", "h0"), C.SweepJob("seed=1", "h1")),
+        jobs=(C.SweepJob("seed=0", "h0"), C.SweepJob("seed=1", "h1"), C.SweepJob("seed=2", "h2")),
+        groups=((0, 2), (1,)),
     )
     path = sf.write(tmp_path)
     assert path.name == C.SWEEP_FILE_NAME and json.loads(path.read_text())["version"] == C.SweepFile.VERSION
     back = C.SweepFile.read(tmp_path)
-    assert back == sf and back.n_jobs == 2
+    assert back == sf and back.n_jobs == 3 and back.groups == ((0, 2), (1,))
     assert C.SweepFile.read(tmp_path / "elsewhere") is None
 
 

@@ -75,6 +75,7 @@ PER_RUN_KEYS = (
     "eval",
     "tracking",
     "checkpoint",
+    "group",
 )
 
 
@@ -141,6 +142,14 @@ class RunSpec:
         a queued run whose should_stop() is true never starts.
     step_budget: end the run at the first episode end at or past this many env
         steps, solved or not (benchmarks: every slot busy for a fixed amount of work).
+    on_enter(): asked when the run is about to take a slot, after should_stop();
+        False leaves it out (no Result: its owner found nothing to do, e.g. it
+        finished meanwhile or another process holds it). It may set ``state``.
+        A grouped sweep opens the run's MLflow run and claim here, so a queued
+        run holds nothing while it waits.
+    on_state_mismatch(exc): ``state`` does not fit this code (StateMismatch);
+        when given, it is called and the run starts over from scratch in the
+        same slot; without it the run ends with the error.
     """
 
     cfg: Config
@@ -152,6 +161,8 @@ class RunSpec:
     on_error: Callable[[BaseException], None] | None = None
     should_stop: Callable[[], bool] | None = None
     step_budget: int | None = None
+    on_enter: Callable[[], bool] | None = None
+    on_state_mismatch: Callable[[StateMismatch], None] | None = None
 
 
 @dataclass
@@ -416,12 +427,24 @@ class Engine:
                 self._fail(k, spec, Stopped("stopped before it started, on request"))
                 continue
             try:
-                if self._enter(k, spec):
+                if spec.on_enter is not None and not spec.on_enter():
+                    continue
+                if self._enter_or_start_over(k, spec):
                     return
             except Exception as e:
                 self._fail(k, spec, e)
         self.active[k] = False
         self.runs[k] = None
+
+    def _enter_or_start_over(self, k: int, spec: RunSpec) -> bool:
+        try:
+            return self._enter(k, spec)
+        except StateMismatch as e:
+            if spec.on_state_mismatch is None or spec.state is None:
+                raise
+            spec.on_state_mismatch(e)
+            spec.state = None
+            return self._enter(k, spec)
 
     def _enter(self, k: int, spec: RunSpec) -> bool:
         """Put a run in slot k; False if it has nothing left to do (and has been finished)."""
@@ -760,10 +783,18 @@ def run_one(
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     on_end: Callable[[Summary, RunView], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_state_mismatch: Callable[[StateMismatch], None] | None = None,
 ) -> Summary:
     """A single run through the engine (a group of one); re-raises its error (``Stopped`` on a stop request)."""
     spec = RunSpec(
-        cfg, label, state, on_episode=on_episode, on_checkpoint=on_checkpoint, on_end=on_end, should_stop=should_stop
+        cfg,
+        label,
+        state,
+        on_episode=on_episode,
+        on_checkpoint=on_checkpoint,
+        on_end=on_end,
+        should_stop=should_stop,
+        on_state_mismatch=on_state_mismatch,
     )
     res = Engine([spec], slots=1, report_errors=False).run()[0]
     if res.error is not None:

@@ -1,0 +1,1 @@
+"""per_exp's Hydra sweeper plugin (Hydra loads sweepers only from the hydra_plugins package)."""
