@@ -136,13 +136,23 @@ def reap(grace: float = 10.0) -> list[int]:
 
 
 @contextlib.contextmanager
-def launch_stops(settled: Callable[[], bool], grace: float) -> Iterator[None]:
+def launch_stops(settled: Callable[[], bool], grace: float, busy: Callable[[], list[int]] = list) -> Iterator[None]:
     """Around a launch: on the first SIGINT/SIGTERM forward SIGTERM to the workers, wait until
-    `settled()` (the in-flight runs have ended) or `grace` s, then raise `Stopped` here."""
+    `settled()` (the in-flight runs have ended) or `grace` s, then raise `Stopped` here.
+
+    `busy()` names the workers that hold runs: only they are told, when there are any. An idle
+    loky worker dies of a SIGTERM, and loky then terminates the whole pool, busy workers
+    included, before they can checkpoint and close their runs (seen with one group job on two
+    workers). The idle ones are reaped when the launch ends.
+    """
 
     def handler(signum, frame):
         ignore_further_stops()
-        _signal_all(descendants(), signal.SIGTERM)
+        try:
+            targets = busy()
+        except Exception:  # the store may be what failed: tell every worker
+            targets = []
+        _signal_all(targets or descendants(), signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             try:

@@ -121,6 +121,11 @@ def in_flight_settled() -> bool:
     return _ACTIVE.settled() if _ACTIVE is not None else True
 
 
+def in_flight_pids() -> list[int]:
+    """The processes of this launch that hold one of the sweep's runs (the workers training)."""
+    return _ACTIVE.holders() if _ACTIVE is not None else []
+
+
 def close_stopped(signum: int) -> None:
     """The launch was stopped by `signum`: end the parent KILLED and print the summary (once)."""
     if _ACTIVE is not None:
@@ -293,15 +298,20 @@ class MlflowSweepCallback(Callback):
 
     def settled(self) -> bool:
         """No process started by this launch still holds one of the sweep's config hashes."""
+        return not self.holders()
+
+    def holders(self) -> list[int]:
+        """The processes started by this launch that hold one of the sweep's config hashes."""
         if self.sweep is None or self.registry is None:
-            return True
+            return []
         params, tags = self.registry.snapshot()
         ours = set(processes.descendants())
+        pids = set()
         for job in self.sweep.jobs:
             h = holder_of(job.config_hash, params, tags)
             if h is not None and not h.released and h.lease.owner.pid in ours and h.lease.owner.host == self.here.host:
-                return False
-        return True
+                pids.add(h.lease.owner.pid)
+        return sorted(pids)
 
     def close(self, stopped: int | None = None) -> int:
         """Report every job's outcome once, end the parent run; returns the launch's exit code.

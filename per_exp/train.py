@@ -47,7 +47,9 @@ def main() -> None:
     multirun = "-m" in argv or "--multirun" in argv
     try:
         if multirun:
-            with processes.launch_stops(sweep.in_flight_settled, grace=sweep.STOP_GRACE_SECONDS):
+            with processes.launch_stops(
+                sweep.in_flight_settled, grace=sweep.STOP_GRACE_SECONDS, busy=sweep.in_flight_pids
+            ):
                 _hydra_main()
         else:
             _hydra_main()

@@ -1,41 +1,54 @@
-"""Sweep throughput: the README's main command, serially and with the shipped parallel launcher.
+"""Sweep wall time: grouped (the default) against one launcher job per run, in the same invocation.
 
-    python scripts/bench_sweep.py                       # the main command as is (500-episode budget)
-    python scripts/bench_sweep.py --max-episodes 100    # a quicker look
-    python scripts/bench_sweep.py --no-solve            # every job runs its whole budget (longer jobs)
+    python scripts/bench_sweep.py                        # (a) the README's main command, (b) a 20-seed sweep
+    python scripts/bench_sweep.py --repeats 3 --json sweep.json
+    python scripts/bench_sweep.py --joblib               # also grouped on the joblib launcher (2 workers)
 
-Both runs happen in this one invocation, on this machine, each into a fresh
-SQLite store in a temporary folder; the figure that matters is the ratio
-serial / parallel. Every job already runs torch on one thread
-(torch_threads=1), so the parallel launcher's speed-up is bounded by the
-core count, minus the cost of starting worker processes (importing torch,
-MLflow and Hydra), which dominates when jobs are short.
+Each sweep runs as the user would run it (`python -m per_exp.train -m ...`, a
+fresh SQLite store in a temporary folder), so the wall time includes start-up,
+store creation, composition, logging and exit. "serial" is the launcher as it
+was before grouped sweeps: Hydra's basic launcher, one job per run
+(`group.enabled=false`); "grouped" is the default: one launcher job per group,
+its runs trained `group.slots` at a time by the engine. Modes alternate and
+their order flips every repeat, so load from other processes hits both; the
+figure that matters is the speed-up, serial wall / grouped wall, per repeat
+and as the median. `--json PATH` writes one record per (sweep, mode):
+`sweep`, `mode`, `wall_s` (median), `speedup` (grouped over serial, of the
+medians), plus the repeats' walls and the load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-MAIN = ["sampler=uniform,sumtree", "seed=0,1,2"]
+SWEEPS = {
+    "main": ["sampler=uniform,sumtree", "seed=0,1,2"],  # the README's main command
+    "20 seeds": ["seed=range(0,20)"],  # the default config, 20 seeds
+}
+MODES = {
+    "serial": ["group.enabled=false"],
+    "grouped": [],
+    "grouped, joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "group.max_runs=10"],
+}
 
 
-def run_sweep(extra: list[str], workdir: Path) -> tuple[float, str]:
+def run_sweep(overrides: list[str], workdir: Path) -> float:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["OMP_NUM_THREADS"] = "1"  # torch is on one thread per job; keep BLAS there too
     cmd = [
         sys.executable,
         "-m",
         "per_exp.train",
         "-m",
-        *MAIN,
-        *extra,
+        *overrides,
         f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
         f"hydra.sweep.dir={workdir / 'sweep'}",
     ]
@@ -44,38 +57,58 @@ def run_sweep(extra: list[str], workdir: Path) -> tuple[float, str]:
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"sweep failed ({' '.join(cmd)}):\n{r.stderr[-3000:]}")
-    summary = next((ln for ln in r.stderr.splitlines()[::-1] if "jobs FINISHED" in ln), "")
-    return wall, summary
+    if "jobs FINISHED" not in r.stderr:
+        sys.exit(f"no sweep summary from {' '.join(cmd)}")
+    return wall
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--max-episodes", type=int, default=None, help="episode budget per job (default: the config's)")
-    ap.add_argument(
-        "--no-solve",
-        action="store_true",
-        help="never stop early (solve.consecutive=10**6): every job runs its whole episode budget",
-    )
-    ap.add_argument("--n-jobs", type=int, default=-1, help="parallel workers (default -1: one per core)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--joblib", action="store_true", help="also the grouped sweep on the joblib launcher")
+    ap.add_argument("--sweeps", default=",".join(SWEEPS), help=f"comma-separated, of: {', '.join(SWEEPS)}")
+    ap.add_argument("--json", type=Path, default=None, help="write the records here")
     args = ap.parse_args()
-    budget = [f"max_episodes={args.max_episodes}"] if args.max_episodes else []
-    if args.no_solve:
-        budget.append("solve.consecutive=1000000")
-    with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
-        serial_dir, par_dir = Path(tmp, "serial"), Path(tmp, "parallel")
-        serial_dir.mkdir(), par_dir.mkdir()
-        t_serial, s_sum = run_sweep(budget, serial_dir)
-        t_par, p_sum = run_sweep(["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.n_jobs}", *budget], par_dir)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}")
-    print(f"command: python -m per_exp.train -m {' '.join(MAIN + budget)}  (6 jobs)")
-    print()
-    print("| launcher | wall s | speed-up vs serial |")
-    print("|---|---:|---:|")
-    print(f"| basic (serial, one process) | {t_serial:.1f} | 1.00x |")
-    print(f"| joblib (shipped, n_jobs={args.n_jobs}) | {t_par:.1f} | {t_serial / t_par:.2f}x |")
-    print()
-    print(f"serial:   {s_sum}\nparallel: {p_sum}")
+    sweeps = [s.strip() for s in args.sweeps.split(",")]
+    unknown = [s for s in sweeps if s not in SWEEPS]
+    if unknown:
+        sys.exit(f"error: --sweeps {','.join(unknown)}: allowed: {', '.join(SWEEPS)}")
+    modes = ["serial", "grouped"] + (["grouped, joblib"] if args.joblib else [])
+    load0 = os.getloadavg()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"load average at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+    walls: dict[tuple[str, str], list[float]] = {}
+    for rep in range(args.repeats):
+        order = modes if rep % 2 == 0 else modes[::-1]
+        for sweep in sweeps:
+            for mode in order:
+                with tempfile.TemporaryDirectory(prefix="bench_sweep_") as d:
+                    w = run_sweep([*SWEEPS[sweep], *MODES[mode]], Path(d))
+                walls.setdefault((sweep, mode), []).append(w)
+                print(f"repeat {rep + 1}: {sweep:9s} {mode:16s} {w:7.1f} s", flush=True)
+    load1 = os.getloadavg()
+    print(f"load average at end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}\n")
+    records = []
+    print("| sweep | mode | wall s (median) | x serial |")
+    print("|---|---|---:|---:|")
+    for sweep in sweeps:
+        base = statistics.median(walls[(sweep, "serial")])
+        for mode in modes:
+            med = statistics.median(walls[(sweep, mode)])
+            records.append(
+                {
+                    "sweep": sweep,
+                    "mode": mode,
+                    "wall_s": round(med, 2),
+                    "speedup": round(base / med, 3),
+                    "walls_s": [round(w, 2) for w in walls[(sweep, mode)]],
+                    "load": [round(x, 2) for x in (*load0, *load1)],
+                }
+            )
+            print(f"| {sweep} | {mode} | {med:.1f} | {base / med:.2f} |")
+    if args.json is not None:
+        args.json.write_text(json.dumps(records, indent=2))
+        print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -24,10 +24,25 @@ def _summary_count(text: str) -> int:
     return text.count(" jobs FINISHED")
 
 
+# one launcher job per run: the signalled worker's run ends KILLED, the others finish; grouped (the
+# default), two groups of two: the signalled worker's group ends KILLED, the other group finishes
+GROUPINGS = {
+    "per-run": (["group.enabled=false", "seed=0,1,2"], {"0": "FINISHED", "1": "KILLED", "2": "FINISHED"}),
+    "grouped": (
+        ["group.max_runs=2", "seed=0,1,2,3"],
+        {"0": "KILLED", "1": "KILLED", "2": "FINISHED", "3": "FINISHED"},
+    ),
+}
+
+
+@pytest.mark.parametrize("grouping", GROUPINGS)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_one_joblib_worker_kills_that_run_and_the_others_finish(tmp_path: Path, any_store: str, signum):
+def test_a_signal_to_one_joblib_worker_kills_its_runs_and_the_others_finish(
+    tmp_path: Path, any_store: str, signum, grouping
+):
     uri = any_store
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *BASE, "seed=0,1,2", "max_episodes=6"]
+    jobs, expected = GROUPINGS[grouping]
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *BASE, *jobs, "max_episodes=6"]
     env = hook_env(tmp_path, PER_EXP_TEST_SIGNAL=f"s1-uniform-dueling:3:{int(signum)}", PER_EXP_TEST_SLOW="0.2")
     log = tmp_path / "sweep.log"
     code = finish(start([*args, f"tracking.uri={uri}"], tmp_path, env, log))
@@ -35,12 +50,17 @@ def test_a_signal_to_one_joblib_worker_kills_that_run_and_the_others_finish(tmp_
     assert code == 1, text[-4000:]  # the sweep did not finish every job
     assert traceback_lines(text) == 0, text[-4000:]
     assert _summary_count(text) == 1
-    assert "2/3 jobs FINISHED" in text
-    killed_lines = [line for line in text.splitlines() if "s1-uniform-dueling" in line and "KILLED" in line]
-    assert len(killed_lines) == 1, text[-4000:]
+    n_killed = list(expected.values()).count("KILLED")
+    assert f"{len(expected) - n_killed}/{len(expected)} jobs FINISHED" in text
+    for seed, status in expected.items():
+        if status == "KILLED":
+            killed_lines = [
+                line for line in text.splitlines() if f"s{seed}-uniform-dueling" in line and "KILLED" in line
+            ]
+            assert len(killed_lines) == 1, text[-4000:]
     cen = census(uri)
     status = {r.data.params["seed"]: r.info.status for r in cen.jobs}
-    assert status == {"0": "FINISHED", "1": "KILLED", "2": "FINISHED"}, status
+    assert status == expected, status
     [parent] = cen.parents
     assert parent.info.status == "FAILED"
     assert wait_no_leftovers(env["PER_EXP_TEST_TAG"]) == []
@@ -49,7 +69,7 @@ def test_a_signal_to_one_joblib_worker_kills_that_run_and_the_others_finish(tmp_
     env2 = hook_env(tmp_path)
     assert finish(start([*args, f"tracking.uri={uri}"], tmp_path, env2, log2)) == 0, log2.read_text()[-4000:]
     cen = census(uri)
-    assert {r.info.status for r in cen.jobs} == {"FINISHED"} and len(cen.jobs) == 3
+    assert {r.info.status for r in cen.jobs} == {"FINISHED"} and len(cen.jobs) == len(expected)
     for r in cen.jobs:
         assert steps_of(uri, r.info.run_id) == list(range(6))
         assert duplicated_points(uri, r.info.run_id) == 0

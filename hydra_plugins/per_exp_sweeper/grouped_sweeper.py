@@ -17,6 +17,7 @@ its members (`per_exp.group_job`). No sweep file, or no groups in it
 
 # no `from __future__ import annotations`: Hydra scans plugins outside sys.modules, where a
 # dataclass cannot resolve string annotations
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,34 @@ class GroupedSweeperConf(BasicSweeperConf):
 ConfigStore.instance().store(group="hydra/sweeper", name="per_exp", node=GroupedSweeperConf, provider="per_exp")
 
 
+def fit_pool(launcher: Any, n_jobs: int) -> None:
+    """No more joblib workers than launcher jobs.
+
+    An idle loky worker dies of a Ctrl-C (the terminal signals the whole process group), and loky
+    then kills every worker of the pool, busy ones included, before they can checkpoint and close
+    their runs. A grouped sweep often has fewer jobs than cores (one group), so the pool is cut to
+    the jobs. (Workers that go idle at the tail of a long sweep are the same risk; not handled.)
+    """
+    pool = getattr(launcher, "joblib", None)
+    if not isinstance(pool, dict) or n_jobs < 1:
+        return
+    want = pool.get("n_jobs", -1)
+    cores = os.cpu_count() or 1
+    workers = cores + 1 + want if isinstance(want, int) and want < 0 else int(want)
+    if workers > n_jobs:
+        pool["n_jobs"] = n_jobs
+
+
 class GroupedSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None
         sweep_dir = Path(self.config.hydra.sweep.dir)
         planned = SweepFile.read(sweep_dir)
         if planned is None or not planned.groups:
+            if planned is not None:
+                fit_pool(self.launcher, planned.n_jobs)
             return super().sweep(arguments)
+        fit_pool(self.launcher, len(planned.groups))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         # launcher job i is group i (per_exp.group_job reads hydra.job.num)
