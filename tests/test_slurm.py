@@ -34,6 +34,8 @@ pytestmark = pytest.mark.slow
 SLURM = ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=10", "hydra.launcher.mem_gb=1"]
 # long enough to be interrupted mid-run: 30 episodes of at least 0.4 s each (slow_episodes_env)
 LONG = ["max_episodes=30", "capacity=500", "sampler=uniform", "tracking.flush_every_episodes=1"]
+# one Slurm job per run: the tests below that say "the job" of a run (grouped sweeps: the last test)
+PER_RUN = ["group.enabled=false"]
 # no periodic checkpoint within 30 episodes: a resume from episode k > 0 proves one was written on the signal
 NO_PERIODIC_CHECKPOINT = ["checkpoint.every_episodes=1000"]
 
@@ -99,7 +101,7 @@ def _assert_same_as_uninterrupted(tmp_path: Path, uri: str, run_id: str, overrid
 
 def test_four_job_sweep_submits_runs_and_logs_under_one_parent(slurm_cluster, tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [*SLURM, "hydra.launcher.partition=main", "seed=0,1,2,3", *TINY, f"tracking.uri={uri}"]
+    args = [*SLURM, *PER_RUN, "hydra.launcher.partition=main", "seed=0,1,2,3", *TINY, f"tracking.uri={uri}"]
     r = sweep(args, tmp_path, env=_env(slurm_cluster), timeout=600)
     text = out(r)
     assert r.returncode == 0, text[-4000:]
@@ -206,7 +208,7 @@ def test_preempted_job_checkpoints_requeues_and_continues_its_run(slurm_cluster,
 def test_scancel_ends_the_run_killed_and_the_summary_says_which(slurm_cluster, tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = _popen_sweep(
-        [*SLURM, "seed=0,1", *LONG, f"tracking.uri={uri}"],
+        [*SLURM, *PER_RUN, "seed=0,1", *LONG, f"tracking.uri={uri}"],
         tmp_path,
         _env(slurm_cluster, slow_episodes_env(tmp_path, 0.4)),
     )
@@ -230,7 +232,10 @@ def test_scancel_ends_the_run_killed_and_the_summary_says_which(slurm_cluster, t
 def test_a_job_that_raises_fails_alone(slurm_cluster, tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     r = sweep(
-        [*SLURM, "fail_at_episode=1,-1", *TINY, f"tracking.uri={uri}"], tmp_path, env=_env(slurm_cluster), timeout=600
+        [*SLURM, *PER_RUN, "fail_at_episode=1,-1", *TINY, f"tracking.uri={uri}"],
+        tmp_path,
+        env=_env(slurm_cluster),
+        timeout=600,
     )
     assert r.returncode != 0
     jobs, parents = jobs_and_parents(uri)
@@ -247,6 +252,7 @@ def test_a_queue_that_starts_nothing_is_reported_not_waited_on(slurm_cluster, tm
     r = sweep(
         [
             *SLURM,
+            *PER_RUN,
             "seed=0,1",
             *TINY,
             f"tracking.uri={uri}",
@@ -266,3 +272,33 @@ def test_a_queue_that_starts_nothing_is_reported_not_waited_on(slurm_cluster, tm
     assert "PENDING" not in left  # cancelled, not left in the queue
     jobs, _ = jobs_and_parents(uri)
     assert jobs == []
+
+
+def test_a_grouped_sweep_is_one_slurm_job_per_group_and_a_cancelled_group_resumes(slurm_cluster, tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*SLURM, "group.max_runs=2", "seed=0,1,2,3", *LONG, f"tracking.uri={uri}"]
+    proc = _popen_sweep(args, tmp_path, _env(slurm_cluster, slow_episodes_env(tmp_path, 0.4)))
+    try:
+        run = _job_run_with_points(tmp_path, uri, 3)
+        job_id = run.data.tags[C.TAG_SLURM_JOB_ID]
+        slurm_cluster.run("scancel", job_id)
+        rc, text = _finish(proc)
+    finally:
+        proc.kill()
+    assert rc != 0
+    # two Slurm jobs, each named by its runs
+    found = re.findall(r"^  (\d+_\d+)  (seed=\d, seed=\d)  log: ", text, re.M)
+    assert sorted(label for _, label in found) == ["seed=0, seed=1", "seed=2, seed=3"], text[-3000:]
+    jobs, _ = jobs_and_parents(uri)
+    by_job: dict[str, set[str]] = {}
+    for x in jobs:
+        by_job.setdefault(x.data.tags[C.TAG_SLURM_JOB_ID], set()).add(x.info.status)
+    # the cancelled job's runs ended KILLED together; the other job's runs finished
+    assert by_job.pop(job_id) == {"KILLED"} and list(by_job.values()) == [{"FINISHED"}], by_job
+    assert "2/4 jobs FINISHED" in text
+    # the same command resumes the cancelled group's runs into themselves
+    again = sweep(args, tmp_path, env=_env(slurm_cluster), timeout=600)
+    assert again.returncode == 0, out(again)[-4000:]
+    after, _ = jobs_and_parents(uri)
+    assert len(after) == 4 and {x.info.status for x in after} == {"FINISHED"}
+    assert run.info.run_id in {x.info.run_id for x in after}

@@ -34,6 +34,8 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import OmegaConf
 
+from per_exp.contract import SweepFile, SweepFileError
+
 try:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _PluginSlurmLauncher
 except ImportError:  # no slurm extra: then this is no plugin (Hydra's plugin scan imports every module here)
@@ -74,6 +76,22 @@ def swept_labels(job_overrides: Sequence[Sequence[str]]) -> list[str]:
     jobs = [filter_overrides(o) for o in job_overrides]
     common = set.intersection(*(set(o) for o in jobs)) if len(jobs) > 1 else set()
     return [" ".join(x for x in o if x not in common) or "(no overrides)" for o in jobs]
+
+
+def group_labels(sweep_dir: str | Path, n_jobs: int, initial_job_idx: int) -> list[str] | None:
+    """A grouped sweep's Slurm jobs named by their runs ("seed=0, seed=1"); None if the sweep is not grouped."""
+    try:
+        planned = SweepFile.read(sweep_dir)
+    except SweepFileError:
+        return None
+    if planned is None or not planned.groups:
+        return None
+    out = []
+    for members in planned.groups[initial_job_idx : initial_job_idx + n_jobs]:
+        names = [planned.jobs[i].overrides or "(no overrides)" for i in members]
+        more = f", ... ({len(names)} runs)" if len(names) > 3 else ""
+        out.append(", ".join(names[:3]) + more)
+    return out if len(out) == n_jobs else None
 
 
 def poll_interval(elapsed_s: float) -> float:
@@ -124,7 +142,9 @@ class SlurmLauncher(_PluginSlurmLauncher):  # type: ignore[valid-type,misc]
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         jobs = self._submit(job_overrides, initial_job_idx)
-        labels = swept_labels(job_overrides)
+        assert self.config is not None
+        labels = group_labels(str(self.config.hydra.sweep.dir), len(job_overrides), initial_job_idx)
+        labels = labels or swept_labels(job_overrides)
         p = self.params
         _say(
             f"Slurm: {len(jobs)} jobs submitted to partition {p.get('partition') or '(the default)'}, "
