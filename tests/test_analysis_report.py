@@ -269,8 +269,8 @@ def test_plan_prints_commands_that_add_exactly_the_missing_runs(tmp_path):
 
 @pytest.mark.slow
 def test_the_one_time_numba_compile_lands_in_the_first_run_and_the_report_shows_it_apart(tmp_path):
-    """A cold numba cache, two runs in one process (the basic launcher): the first run's wall time
-    carries the compile; the report's steady times do not."""
+    """A cold numba cache, two runs one after the other in one process (the basic launcher, one job per
+    run): the first run's wall time carries the compile; the report's steady times do not."""
     import os
 
     from analysis.analyse import analyse
@@ -282,7 +282,11 @@ def test_the_one_time_numba_compile_lands_in_the_first_run_and_the_report_shows_
     try:
         from tests.support.stores import run_real_sweep
 
-        proc = run_real_sweep(tmp_path, ["sampler=sumtree", "seed=0,1", "max_episodes=20"])
+        proc = run_real_sweep(
+            # one job per run: grouped, the two seeds would train side by side and both wait for the compile
+            tmp_path,
+            ["sampler=sumtree", "seed=0,1", "max_episodes=20", "group.enabled=false"],
+        )
     finally:
         del os.environ["NUMBA_CACHE_DIR"]
     assert proc.returncode == 0, proc.stderr[-3000:]
