@@ -21,12 +21,14 @@ from per_exp.config import config_hash
 from per_exp.engine.trainer import Engine, RunSpec, run_one
 from per_exp.engine.vecenv.cartpole import CartPoleVecEnv
 from tests.support.cli import compose, compose_resolved, run_cli
-from tests.support.pinned import PINNED_HASHES, PINNED_LENGTHS
+from tests.support.pinned import PINNED_HASHES, PINNED_LENGTHS, TORCH_BACKEND_AMD, cpu_vendor
 
 
 @pytest.mark.parametrize("name", sorted(PINNED_LENGTHS))
 def test_episode_lengths_are_the_pinned_ones(name):
     overrides, episodes, lengths = PINNED_LENGTHS[name]
+    if name == "torch_backend" and cpu_vendor() == "AuthenticAMD":
+        lengths = TORCH_BACKEND_AMD  # torch's float32 kernels round otherwise there (tests/support/pinned.py)
     s = run_one(compose([*overrides, f"max_episodes={episodes}", "tracking.enabled=false"]))
     assert s.episode_lengths == lengths
 

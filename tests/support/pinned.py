@@ -16,6 +16,16 @@ the four other fused entries (equal over their window) and every config hash.
 That learning did not change is shown over 20 seeds of the default config and
 of experiment=seed_notebook (docs/speed.md, "Learning is unchanged").
 Used by tests/test_pinned_behaviour.py and tests/test_config_hash.py.
+
+The torch_backend entry is exact on the machines it was recorded and checked
+on until 2026-12-01 (their CPU was not noted): torch's float32 kernels
+dispatch on the CPU, and on an AMD EPYC (AVX512, avx512_bf16) the same code,
+torch 2.13.0 and numpy 2.4.6 give episode 24 a length of 14, not 15, after
+which the runs part. No setting made the two agree (MKL_CBWR=COMPATIBLE/AVX2/
+AVX512, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, NUMBA_CPU_NAME and numpy's
+dispatch were tried on 2026-12-01). TORCH_BACKEND_AMD is that machine's
+recording, made on 2026-12-01 at commit a25a5e9, whose engine CI had just
+checked against the first recording; the test picks it on an AMD CPU.
 """
 
 # name -> (overrides, episodes, lengths). Seeds and switches cover every sampler,
@@ -61,6 +71,24 @@ PINNED_LENGTHS = {
         24, 12, 34, 11, 21, 24, 18, 17, 10, 29, 16, 27, 37, 14, 18, 32, 32, 29, 17, 10, 11, 28, 18, 13, 11, 31, 14, 30,
         12, 10, 14, 23, 14, 15, 16, 17, 37, 17, 12, 14, 35, 29, 11, 9, 15, 9, 12, 12, 9, 15]),
 }
+# The torch_backend lengths on an AMD CPU (the module docstring says why).
+TORCH_BACKEND_AMD = [
+    18, 9, 9, 12, 12, 9, 9, 9, 9, 10, 9, 9, 10, 12, 9, 10, 12, 12, 11, 10, 11, 11, 13, 15, 14, 11, 12, 14, 12, 12,
+    12, 16, 16, 11, 12, 21, 26, 34, 27, 20]
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id from /proc/cpuinfo (Linux), "" where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 # fmt: on
 
 # overrides -> config_hash of the composed config (the MLflow `config_hash` tag of existing runs)
