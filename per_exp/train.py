@@ -64,3 +64,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    processes.quick_exit()  # main returned: every run is ended and logged (an error raised instead)
