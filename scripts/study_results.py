@@ -520,9 +520,13 @@ def main(argv=None) -> int:
             f"{args.workers} jobs in parallel; {train / 3600:.2f} h of training summed over runs"
         )
     md += [
-        f"- per run on {env}: median {w:.0f} s of training for {st:,.0f} env steps"
+        f"- per run on {env}: median {w:.0f} s from its start to its end, for {st:,.0f} env steps"
         for env, (w, st) in per_env_wall.items()
     ]
+    md.append(
+        "  (a run of a grouped sweep trains beside the other runs of its group in one process, so this is "
+        f"the time it shared, not its own compute: the study's wall time per run is {study_s / runs_timed:.1f} s)"
+    )
     if not full:
         md.append(
             f"- the full study ({full_runs} runs: 2 tasks x 18 cells x {SEEDS_TARGET} seeds) at this pace: "
