@@ -44,7 +44,7 @@ from analysis import plots  # noqa: E402
 from analysis.analyse import Analysis, analyse  # noqa: E402
 from analysis.load import load_runs  # noqa: E402
 from analysis.plan import seeds_needed  # noqa: E402
-from analysis.stats import CONFIDENCE, compare  # noqa: E402
+from analysis.stats import CI, CONFIDENCE, compare  # noqa: E402
 from per_exp import contract as C  # noqa: E402
 
 EXPERIMENT = "per-study"
@@ -265,7 +265,7 @@ def score_table(t: TaskResult, order: list[str]) -> str:
             r = tab[(tab["group"] == g) & (tab["aggregate"] == "IQM")].iloc[0]
             interval = (
                 f" [{fmt(r['lo'])}, {fmt(r['hi'])}]"
-                if r["interval"] == "CI"
+                if r["interval"] == CI  # the table's own label ("95% CI"): a literal "CI" never matched
                 else f" (range {fmt(r['lo'])} to {fmt(r['hi'])})"
             )
             parts.append(fmt(r["point"], 1 if col != "env_steps_to_solve" else 0) + interval)

@@ -109,3 +109,28 @@ def test_the_launch_log_gives_each_finished_seed_sweep_its_wall_time_commit_and_
         (12, 12, 0, 305.0, "3e0b16f", 1),
         (13, 49, 0, 1800.0, "0123abcd", 2),
     ]
+
+
+def test_the_score_table_shows_a_ci_as_a_ci_and_a_few_seeds_as_their_range():
+    """8 runs get a bootstrap CI in brackets; 3 runs get their range, named so (never one for the other)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from analysis.stats import aggregate_table
+
+    study = _study_results_module()
+    rng = np.random.default_rng(0)
+    values = {"A": rng.normal(100, 10, 8), "B": rng.normal(50, 10, 3)}
+    tables = {col: aggregate_table(values, reps=200) for col in ("env_steps_to_solve", "auc_steps", "eval_return")}
+    scores = pd.DataFrame(
+        [{"cell": "many", "group": "A", "solved": True}] * 8 + [{"cell": "few", "group": "B", "solved": True}] * 3
+    )
+    table = study.score_table(SimpleNamespace(res=SimpleNamespace(tables=tables), scores=scores), ["many", "few"])
+    many = next(line for line in table.splitlines() if line.startswith("| `many`"))
+    few = next(line for line in table.splitlines() if line.startswith("| `few`"))
+    ci = tables["auc_steps"].query("group == 'A' and aggregate == 'IQM'").iloc[0]
+    assert f"[{study.fmt(ci['lo'])}, {study.fmt(ci['hi'])}]" in many and "range" not in many
+    lo, hi = np.min(values["B"]), np.max(values["B"])
+    assert f"(range {study.fmt(lo)} to {study.fmt(hi)})" in few
