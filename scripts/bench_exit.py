@@ -19,11 +19,11 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from train_timing import TRAIN, timed_train  # scripts/: the folder of this script is on sys.path
 
 # the same module run as __main__, with quick_exit made a no-op: the ordinary exit follows
 ORDINARY = (
@@ -33,21 +33,8 @@ ORDINARY = (
 
 
 def run(mode: str, overrides: list[str], workdir: Path) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    head = [sys.executable, "-m", "per_exp.train"] if mode == "quick" else [sys.executable, "-c", ORDINARY]
-    cmd = [
-        *head,
-        *overrides,
-        f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
-        f"hydra.run.dir={workdir / 'out'}",
-        f"hydra.sweep.dir={workdir / 'sweep'}",
-    ]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"{mode} run failed ({' '.join(cmd)}):\n{r.stderr[-3000:]}")
-    return wall
+    head = TRAIN if mode == "quick" else [sys.executable, "-c", ORDINARY]
+    return timed_train(head, overrides, workdir, f"{mode} run")[0]
 
 
 def main() -> None:

@@ -24,11 +24,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from train_timing import TRAIN, timed_train  # scripts/: the folder of this script is on sys.path
 
 SWEEPS = {
     "main": ["sampler=uniform,sumtree", "seed=0,1,2"],  # the README's main command
@@ -42,23 +42,9 @@ MODES = {
 
 
 def run_sweep(overrides: list[str], workdir: Path) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "per_exp.train",
-        "-m",
-        *overrides,
-        f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
-        f"hydra.sweep.dir={workdir / 'sweep'}",
-    ]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"sweep failed ({' '.join(cmd)}):\n{r.stderr[-3000:]}")
-    if "jobs FINISHED" not in r.stderr:
-        sys.exit(f"no sweep summary from {' '.join(cmd)}")
+    wall, stderr = timed_train(TRAIN, ["-m", *overrides], workdir, "sweep")
+    if "jobs FINISHED" not in stderr:
+        sys.exit(f"no sweep summary from python -m per_exp.train -m {' '.join(overrides)}")
     return wall
 
 
