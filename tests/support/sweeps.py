@@ -40,6 +40,10 @@ if _spec or _sleep:
 
     def _begin_episode(self, k):
         if _spec and self.runs[k].spec.label == _label and self.episode[k] == int(_episode):
+            if int(_signum) == signal.SIGINT:
+                # a terminal's Ctrl-C reaches a foreground process, whose SIGINT raises KeyboardInterrupt; a
+                # test suite started as a background job inherits SIGINT ignored (POSIX), and so would this
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), int(_signum))
             if int(_signum) not in (signal.SIGTERM, signal.SIGUSR2):
                 time.sleep(30)  # the signal lands here (SIGTERM/SIGUSR2 stop at the next episode boundary instead)
