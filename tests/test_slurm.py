@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from per_exp import contract as C
+from tests.support.faults import wait_for
 from tests.support.sweeps import (
     TINY,
     all_runs,
@@ -118,18 +119,21 @@ def test_four_job_sweep_submits_runs_and_logs_under_one_parent(slurm_cluster, tm
     by_seed = {x.data.params["seed"]: x for x in jobs}
     for seed, (job_id, _) in printed.items():
         assert by_seed[seed.split("=")[1]].data.tags[C.TAG_SLURM_JOB_ID] == job_id
-    # partition, time limit and resources reached Slurm as configured
-    acct = slurm_cluster.run(
-        "sacct",
-        "-n",
-        "-X",
-        "-P",
-        "-o",
-        "JobID,Partition,Timelimit,ReqCPUS,ReqMem,State",
-        "-j",
-        next(iter(printed.values()))[0].split("_")[0],
-    ).stdout.split()
-    assert len(acct) == 4 and all(line.split("|")[1:] == ["main", "00:10:00", "1", "1G", "COMPLETED"] for line in acct)
+    # partition, time limit and resources reached Slurm as configured. The launcher counts a job
+    # done once its result is written; accounting may record the job's end a moment later.
+    array_id = next(iter(printed.values()))[0].split("_")[0]
+
+    def all_completed() -> list[str] | None:
+        cols = "JobID,Partition,Timelimit,ReqCPUS,ReqMem,State"
+        lines = slurm_cluster.run("sacct", "-n", "-X", "-P", "-o", cols, "-j", array_id).stdout.split()
+        return lines if len(lines) == 4 and all(x.endswith("|COMPLETED") for x in lines) else None
+
+    lines = wait_for(
+        all_completed,
+        60,
+        f"sacct to record array {array_id}'s 4 jobs COMPLETED",
+    )
+    assert all(line.split("|")[1:] == ["main", "00:10:00", "1", "1G", "COMPLETED"] for line in lines), lines
 
 
 # How a running job is sent back to the queue: by Slurm (SIGTERM, then Slurm requeues it), or by
