@@ -21,7 +21,6 @@ key stay out of it, declared on the field itself:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import hashlib
 import json
@@ -583,30 +582,3 @@ def validate(cfg: Config) -> None:
     for key, value, ok, allowed in checks:
         if not ok:
             raise ConfigError(key, value, allowed)
-
-
-# Top-level names a command-line override may start with.
-_GROUPS = ("sampler", "network", "env", "experiment", "ablation", "hydra")
-
-
-def top_level_keys() -> list[str]:
-    return sorted({f.name for f in fields(Config)} | set(_GROUPS))
-
-
-def check_override_keys(overrides: list[str]) -> None:
-    """Catch a typo'd top-level key before Hydra composes anything.
-
-    Hydra's own message ("Key 'x' is not in struct") names neither the
-    allowed keys nor the likely intended one; this one does both.
-    """
-    allowed = top_level_keys()
-    for ov in overrides:
-        if ov.startswith("-") or "=" not in ov:
-            continue
-        key = ov.split("=", 1)[0].lstrip("+~")
-        top = key.split(".", 1)[0].split("@", 1)[0]
-        if top in allowed or key.startswith("hydra"):
-            continue
-        close = difflib.get_close_matches(top, allowed, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(key, ov.split("=", 1)[1], "a key of the config" + hint + ": " + ", ".join(allowed))

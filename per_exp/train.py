@@ -1,6 +1,6 @@
 """Entry point: `python -m per_exp.train [overrides]` (add `-m` for a sweep).
 
-Checks the command line (top-level keys, config-group options) before Hydra
+Checks the command line (keys and value types, config-group options) before Hydra
 composes anything, then lets Hydra compose each job's config and hands it to
 `per_exp.job.run_job`. A launch ends the way it should whatever happens: a
 deliberate stop (Ctrl-C, SIGTERM) ends the in-flight runs and the sweep's
@@ -17,8 +17,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from per_exp import choices, credentials, processes, sweep
-from per_exp.config import ConfigError, check_override_keys, register_configs
+from per_exp import choices, credentials, overrides, processes, sweep
+from per_exp.config import ConfigError, register_configs
 from per_exp.job import run_job
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -36,11 +36,11 @@ def _hydra_main(cfg: DictConfig) -> dict | None:
 
 def main() -> None:
     argv = sys.argv[1:]
-    overrides = [a for a in argv if not a.startswith("-")]
+    given = [a for a in argv if not a.startswith("-")]
     try:
-        check_override_keys(overrides)
-        credentials.check_overrides(overrides)  # before Hydra writes them to .hydra/
-        choices.check_command_line(overrides, CONF_DIR)
+        overrides.check(given)
+        credentials.check_overrides(given)  # before Hydra writes them to .hydra/
+        choices.check_command_line(given, CONF_DIR)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from per_exp.config import Config, ConfigError, check_override_keys, validate
+from per_exp import overrides as command_line
+from per_exp.config import Config, ConfigError, validate
 from tests.support.cli import CONF_DIR, compose
 
 
@@ -132,10 +133,57 @@ def test_validate_names_key_value_and_allowed(overrides, key):
 
 
 def test_typo_top_level_key_suggests_the_real_one():
+    for typo in ("max_episode=3", "+max_episode=3"):
+        with pytest.raises(ConfigError) as e:
+            command_line.check([typo])
+        assert "max_episodes" in str(e.value) and "max_episode" in e.value.key
+    command_line.check(["max_episodes=3", "+hydra.foo=1", "sampler.alpha=0.5", "-m"])
+
+
+@pytest.mark.parametrize(
+    "override, key, allowed",
+    [
+        ("sampler.alpah=1", "sampler.alpah", "did you mean 'alpha'"),
+        ("tracking.nope=1", "tracking.nope", "a key of tracking"),
+        ("seed.x=1", "seed.x", "seed holds an integer, not keys"),
+        ("sampler.alpha=abc", "sampler.alpha", "a number"),
+        ("seed=1.5", "seed", "an integer"),
+        ("seed=null", "seed", "an integer"),
+        ("seed=true", "seed", "an integer"),
+        ("seed=[1,2]", "seed", "an integer"),
+        ("seed=0,1,x", "seed", "an integer"),
+        ("sampler.is_weights=maybe", "sampler.is_weights", "true or false"),
+        ("group.slots=many", "group.slots", "an integer"),
+        ("solve.return_threshold=high", "solve.return_threshold", "a number or null"),
+    ],
+)
+def test_nested_keys_and_value_types_are_checked_before_composing(override, key, allowed):
     with pytest.raises(ConfigError) as e:
-        check_override_keys(["max_episode=3"])
-    assert "max_episodes" in str(e.value) and "max_episode" in e.value.key
-    check_override_keys(["max_episodes=3", "+hydra.foo=1", "sampler.alpha=0.5", "-m"])
+        command_line.check([override])
+    assert e.value.key == key and allowed in e.value.allowed
+
+
+def test_what_hydra_would_accept_passes_the_check():
+    good = [
+        "lr=1e-3",
+        "seed='3'",
+        "seed=range(0,5)",
+        "seed=${oc.env:SEED}",
+        "solve.return_threshold=null",
+        "solve.return_threshold=-100",
+        "tracking.uri=null",
+        "sampler.is_weights=false",
+        "sampler=uniform",
+        "experiment=study",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "lr=interval(1e-4,1e-3)",
+        "~epsilon.scale",
+    ]
+    command_line.check(good)
+    for text in good:  # and each is one Hydra composes (or, for sweeps, parses) without complaint
+        if "(" not in text and "${" not in text and not text.startswith(("hydra", "experiment", "~")):
+            compose([text])
 
 
 def test_env_id_is_the_gymnasium_env_built():

@@ -58,6 +58,12 @@ def assert_no_runs(uri: str) -> None:
         (["seed=-1"], ["seed", "-1", "[0, 4294967295]"], []),
         (["seed=4294967296"], ["seed", "4294967296", "[0, 4294967295]"], []),
         (["-m", "seed=0,-3"], ["seed", "-3"], []),
+        # keys below the top level and value types: checked before Hydra composes (per_exp.overrides)
+        (["sampler.alpha=abc"], ["sampler.alpha", "abc", "a number"], []),
+        (["sampler.alpah=0.5"], ["sampler.alpah", "did you mean 'alpha'", "beta0"], []),
+        (["env.max_steps=2.5"], ["env.max_steps", "2.5", "an integer"], []),
+        (["-m", "seed=0,abc"], ["seed", "abc", "an integer"], []),
+        (["sampler.is_weights=maybe"], ["sampler.is_weights", "maybe", "true or false"], []),
     ],
 )
 def test_bad_choices_and_values_are_refused_in_one_line(tmp_path, store, args, words, not_listed):
