@@ -26,6 +26,20 @@ AVX512, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, NUMBA_CPU_NAME and numpy's
 dispatch were tried on 2026-12-01). TORCH_BACKEND_AMD is that machine's
 recording, made on 2026-12-01 at commit a25a5e9, whose engine CI had just
 checked against the first recording; the test picks it on an AMD CPU.
+
+The fused entries depend on which kernels NumPy's bundled OpenBLAS picks for
+the engine's matrix products (it dispatches on the CPU at load time). The
+recordings above are those of its AVX-512 kernels: forcing
+OPENBLAS_CORETYPE=SkylakeX, Cooperlake or SapphireRapids reproduces every one
+of them on an AMD EPYC whose OpenBLAS (0.3.31) does not know the core and
+falls back to its Haswell (AVX2) kernels, which give five entries other
+lengths from episode 10-40 on (numba's target CPU, tried as znver3/4/5,
+skylake-avx512 and haswell, changed nothing). FUSED_BLAS_HASWELL is that
+machine's recording with the Haswell kernels (OPENBLAS_CORETYPE=Haswell and
+=Zen give the same), made on 2026-12-02 at commit 27f1df6, whose code CI had
+just checked against the AVX-512 recording; the test picks it when threadpoolctl
+reports OpenBLAS's architecture as Haswell. A run's series is reproducible on
+one machine, not across BLAS kernels: docs/speed.md, "Learning is unchanged".
 """
 
 # name -> (overrides, episodes, lengths). Seeds and switches cover every sampler,
@@ -76,6 +90,28 @@ TORCH_BACKEND_AMD = [
     18, 9, 9, 12, 12, 9, 9, 9, 9, 10, 9, 9, 10, 12, 9, 10, 12, 12, 11, 10, 11, 11, 13, 15, 14, 11, 12, 14, 12, 12,
     12, 16, 16, 11, 12, 21, 26, 34, 27, 20]
 
+# The fused entries that differ when OpenBLAS runs its Haswell (AVX2) kernels (the module docstring says why).
+FUSED_BLAS_HASWELL = {
+    "buffer_norm_iid": [
+        9, 9, 12, 8, 10, 10, 10, 9, 11, 10, 12, 11, 9, 9, 8, 8, 10, 10, 10, 9, 10, 9, 10, 9, 8, 9, 10, 10, 9, 9, 9, 9,
+        8, 9, 10, 11, 9, 10, 10, 12, 9, 12, 10, 14, 10, 12, 17, 20, 19, 10, 10, 10, 9, 33, 25, 16, 16, 16, 24, 23],
+    "cartpole_v1": [
+        12, 12, 11, 13, 13, 12, 16, 24, 23, 30, 34, 39, 31, 34, 27, 23, 30, 21, 21, 20, 17, 28, 17, 29, 32, 34, 96,
+        51, 45, 57, 42, 71, 35, 28, 21, 80, 37, 74, 59, 90, 87, 201, 464, 411, 500, 406, 298, 278, 383, 398],
+    "linear_scan": [
+        12, 12, 8, 11, 10, 16, 9, 10, 9, 10, 8, 8, 8, 8, 13, 15, 13, 25, 24, 17, 23, 18, 12, 16, 12, 11, 11, 12, 10,
+        12, 11, 17, 10, 14, 15, 15, 13, 11, 12, 14, 14, 20, 29, 19, 20, 15, 13, 13, 15, 14, 16, 11, 10, 9, 10, 10, 19,
+        11, 12, 18],
+    "mlp": [
+        8, 12, 10, 10, 9, 11, 11, 10, 10, 11, 12, 10, 12, 10, 9, 9, 10, 11, 11, 12, 11, 12, 13, 14, 14, 16, 15, 16,
+        20, 24, 31, 20, 20, 20, 33, 56, 50, 13, 10, 9, 9, 12, 13, 8, 8, 10, 9, 10, 8, 8, 9, 8, 10, 10, 8, 11, 10, 9,
+        10, 9],
+    "seed_notebook": [
+        8, 12, 10, 10, 9, 11, 11, 10, 10, 13, 13, 12, 17, 15, 16, 13, 15, 17, 16, 19, 17, 18, 20, 19, 20, 20, 17, 19,
+        21, 25, 27, 25, 27, 26, 76, 36, 28, 22, 19, 9, 58, 32, 56, 86, 42, 29, 39, 31, 44, 24, 9, 28, 28, 21, 39, 11,
+        10, 9, 15, 20, 41, 27, 25, 31, 154, 118, 73, 100, 76, 200],
+}
+
 
 def cpu_vendor() -> str:
     """The CPU's vendor id from /proc/cpuinfo (Linux), "" where there is none."""
@@ -90,6 +126,25 @@ def cpu_vendor() -> str:
 
 
 # fmt: on
+
+
+def blas_kernels() -> str:
+    """The kernel family NumPy's OpenBLAS dispatched to on this CPU (threadpoolctl's `architecture`), "" if none."""
+    import numpy  # noqa: F401  (loads the BLAS that threadpoolctl inspects)
+    from threadpoolctl import threadpool_info
+
+    return next((i.get("architecture") or "" for i in threadpool_info() if i.get("internal_api") == "openblas"), "")
+
+
+def pinned_lengths(name: str) -> list[int]:
+    """The recording of `name` for this machine's BLAS kernels and CPU vendor."""
+    lengths = PINNED_LENGTHS[name][2]
+    if name == "torch_backend" and cpu_vendor() == "AuthenticAMD":
+        return TORCH_BACKEND_AMD
+    if blas_kernels() == "Haswell":
+        return FUSED_BLAS_HASWELL.get(name, lengths)
+    return lengths
+
 
 # overrides -> config_hash of the composed config (the MLflow `config_hash` tag of existing runs)
 PINNED_HASHES = [
