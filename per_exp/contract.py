@@ -90,9 +90,12 @@ TAG_VERSION_PREFIX = "versions."  # versions.<package>
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND_TRAINING = "custom_model_development"  # MLflow 3.17's value for classic model training
 # every code version that wrote into a job run, in order: JSON list of {"commit", "dirty", "diff",
-# "from_episode" (where that version's training started), "first_new_step" (its first point in the
+# "machine", "from_episode" (where that version's training started), "first_new_step" (its first point in the
 # store; earlier steps were written by the versions before it)}. TAG_GIT_COMMIT stays the first's.
 TAG_CODE_HISTORY = "per_exp.code_history"
+# the machine a job run started on: CPU and BLAS kernels (per_exp.machine); each segment of
+# TAG_CODE_HISTORY also has its own "machine", and a run continued elsewhere gets a new segment
+TAG_MACHINE = "per_exp.machine"
 TAG_CHECKPOINT_REFUSED = "per_exp.checkpoint_refused"  # why the run's checkpoint was refused (restarted at 0)
 
 # --------------------------------------------------------------------------- the claims registry

@@ -32,6 +32,7 @@ from per_exp import (
     config,
     credentials,
     endings,
+    machine,
     owner,
     processes,
     provenance,
@@ -319,9 +320,9 @@ def open_or_attach(
     """
     flush_every = conf.tracking.flush_every_episodes
     tags = _job_tags(job)
-    here = tracking.code_version()
+    here = {**tracking.code_version(), "machine": machine.fingerprint()}
     if plan.action == resume.FRESH:
-        tags |= {C.TAG_ROLE: C.ROLE_JOB, C.TAG_CONFIG_HASH: place.config_hash}
+        tags |= {C.TAG_ROLE: C.ROLE_JOB, C.TAG_CONFIG_HASH: place.config_hash, C.TAG_MACHINE: here["machine"]}
         tags |= {**tracking.git_tags(), **tracking.version_tags()}
         tags[C.TAG_CODE_HISTORY] = provenance.encode(provenance.started(here))
         if place.parent_run_id is not None:

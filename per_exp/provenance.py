@@ -8,6 +8,12 @@ oldest first; `git.commit` stays the first one's. Continuing a run under
 another version is refused unless `resume_across_commits=true`, because its
 series would then mix two codes' numbers.
 
+Each segment also names its machine (`per_exp.machine.fingerprint`: CPU and
+BLAS kernels), and a run continued on another machine gets a new segment. That
+is recorded, not refused: the code is the same, a cluster's preempted job
+lands where it lands, and what changes is only the rounding of its numbers
+from that episode on, which the history now says.
+
 Pure functions of tags and versions; `tracking.code_version()` reads git.
 """
 
@@ -72,7 +78,10 @@ def continued(
 ) -> list[dict[str, Any]] | None:
     """The history once `here` continues the run from `from_episode`; None when it is the same version."""
     history = history_of(tags)
-    if same_code(history[-1], here):
+    last = history[-1]
+    # A segment from before machines were recorded has none: unknown is not "another machine".
+    same_machine = "machine" not in last or last.get("machine") == here.get("machine")
+    if same_code(last, here) and same_machine:
         return None
     return [*history, {**here, "from_episode": from_episode, "first_new_step": first_new_step}]
 

@@ -1,0 +1,45 @@
+"""The facts of the machine that a run's numbers depend on, beyond the code: the CPU and the BLAS kernels.
+
+The same commit, config and seed give the same series on one machine, not on
+every machine: the fused update's matrix products go through NumPy's
+OpenBLAS, which picks its kernels for the CPU when it loads (an AMD EPYC whose
+core it does not know gets its Haswell kernels, an AVX-512 Intel its SkylakeX
+ones, and the two series part after some hundred env steps), and torch's
+reference update dispatches on the CPU too. So each segment of a run's code
+history (`per_exp.provenance`) says on which machine it was trained, and a run
+continued on another machine says where its numbers changed family.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _blas() -> str:
+    import numpy  # noqa: F401  (loads the BLAS that threadpoolctl inspects)
+    from threadpoolctl import threadpool_info
+
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            kernels = lib.get("architecture")
+            name = f"{lib.get('internal_api', 'blas')} {lib.get('version') or ''}".strip()
+            return f"{name} {kernels} kernels" if kernels else name
+    return "no BLAS found"
+
+
+@functools.cache
+def fingerprint() -> str:
+    """One line: 'AMD EPYC; openblas 0.3.31.188.0 Haswell kernels'. Fixed for the life of the process."""
+    return f"{_cpu_model()}; {_blas()}"
