@@ -46,6 +46,7 @@ from analysis.load import load_runs  # noqa: E402
 from analysis.plan import seeds_needed  # noqa: E402
 from analysis.stats import CI, CONFIDENCE, compare  # noqa: E402
 from per_exp import contract as C  # noqa: E402
+from per_exp import machine as per_exp_machine  # noqa: E402
 
 EXPERIMENT = "per-study"
 LOO = ("alpha", "is", "max_new", "sampled_refresh", "stratified")
@@ -362,6 +363,20 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {py}"
 
 
+def machines_line(runs: pd.DataFrame) -> str:
+    """The machines the runs say they were trained on (tag per_exp.machine), never this script's own."""
+    col = f"tags.{C.TAG_MACHINE}"
+    tagged = runs[col].dropna().value_counts().sort_index() if col in runs else pd.Series(dtype=int)
+    parts = [f"{m} ({n} runs)" for m, n in tagged.items()]
+    untagged = len(runs) - int(tagged.sum())
+    if untagged:
+        parts.append(
+            f"not recorded on {untagged} runs (they predate the `{C.TAG_MACHINE}` tag); this page was generated on "
+            f"{machine()}, {per_exp_machine.fingerprint()}"
+        )
+    return "; ".join(parts)
+
+
 README_START = "<!-- study-answer: written by scripts/study_results.py -->"
 README_END = "<!-- /study-answer -->"
 
@@ -493,7 +508,7 @@ def main(argv=None) -> int:
         + ", ".join(f"`{str(c)[:12]}` ({n} runs)" for c, n in commits.items())
         + f" (dirty: {', '.join(dirty)}); every run's own commit is its `{C.TAG_GIT_COMMIT}` tag",
         f"- date: {started:%Y-%m-%d %H:%M} to {ended:%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}; shared with other work (load below)",
+        "- machine: " + machines_line(runs) + "; shared with other work (load below)",
     ]
     if launches:
         md.append(

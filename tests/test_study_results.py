@@ -69,6 +69,9 @@ def test_the_results_page_is_regenerated_from_a_real_study_store(tmp_path: Path)
     # both tasks, the design's comparison, the provenance
     assert "## cartpole_v0" in page and "## acrobot_v1" in page
     assert "`per` vs `uniform`" in page and "commit: `" in page
+    # the machine is the runs' own record (tag per_exp.machine), not the regenerating machine's
+    machine_line = next(line for line in page.splitlines() if line.startswith("- machine: "))
+    assert "kernels (" in machine_line and "runs)" in machine_line and "not recorded" not in machine_line
     # the wall time is the launch log's: two sweeps of one seed, one job at a time
     assert "the sum of 2 sweeps' wall times" in page and "seeds 0-1: 2 sweep(s) of one seed" in page
     for env in ("cartpole_v0", "acrobot_v1"):
