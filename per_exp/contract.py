@@ -96,6 +96,15 @@ TAG_CODE_HISTORY = "per_exp.code_history"
 # the machine a job run started on: CPU and BLAS kernels (per_exp.machine); each segment of
 # TAG_CODE_HISTORY also has its own "machine", and a run continued elsewhere gets a new segment
 TAG_MACHINE = "per_exp.machine"
+# the engine a job run trained in (its last attempt's): JSON {"slots": K, "runs": N}; {"slots": 1, "runs": 1}
+# is a run trained alone. With K > 1 its wall_seconds were shared with the other slots' runs.
+TAG_GROUP = "per_exp.group"
+
+
+def group_tag(slots: int, runs: int) -> str:
+    return json.dumps({"slots": slots, "runs": runs}, separators=(",", ":"))
+
+
 TAG_CHECKPOINT_REFUSED = "per_exp.checkpoint_refused"  # why the run's checkpoint was refused (restarted at 0)
 
 # --------------------------------------------------------------------------- the claims registry

@@ -77,6 +77,7 @@ class Member:
         self.run: tracking.RunLogger | None = None
         self.ending: endings.Ending | None = None
         self.finished = False
+        self.together = (1, 1)  # (slots, runs) of the group's engine, set by run_group
         self.model: dict[str, Any] = {}
         self.spec = RunSpec(
             self.conf,
@@ -124,7 +125,7 @@ class Member:
             self.claim = None
             return False
         self._write_hydra_dir()
-        self.run = run = J.open_or_attach(conf, self.resolved, self.job, place, plan)
+        self.run = run = J.open_or_attach(conf, self.resolved, self.job, place, plan, self.together)
         self.spec.on_episode = J.episode_sink(run, self.beat)
         self.spec.on_checkpoint = J.checkpoint_saver(run, self.beat, place)
         self.spec.state = J.resume_from(plan, run, self.job.name, place.checkpoint_path) if plan.state else None
@@ -195,6 +196,8 @@ def run_group(group: J.HydraJob, index: int) -> dict[str, Any]:
     first = members[0].conf
     slots = min(first.group.slots, len(members))
     log.info("group %d: %d runs on %d slots", index, len(members), slots)
+    for m in members:
+        m.together = (slots, len(members))
     try:
         with stops.signals:
             Engine([m.spec for m in members], slots=slots, report_errors=False).run()

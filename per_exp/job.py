@@ -311,15 +311,21 @@ def _job_tags(job: HydraJob) -> dict[str, str]:
 
 
 def open_or_attach(
-    conf: Config, resolved: dict[str, Any], job: HydraJob, place: RunPlace, plan: resume.Plan
+    conf: Config,
+    resolved: dict[str, Any],
+    job: HydraJob,
+    place: RunPlace,
+    plan: resume.Plan,
+    together: tuple[int, int] = (1, 1),
 ) -> tracking.RunLogger:
     """A new run (FRESH), or the unfinished run with our hash reopened and retagged (RESUME).
 
     A continued run keeps its first code version's `git.commit` and `versions.*`; a different
-    version (allowed by `resume_across_commits`) is added to its code history.
+    version (allowed by `resume_across_commits`) is added to its code history. `together` is
+    (slots, runs) of the engine it trains in: its `wall_seconds` are shared with the other slots.
     """
     flush_every = conf.tracking.flush_every_episodes
-    tags = _job_tags(job)
+    tags = _job_tags(job) | {C.TAG_GROUP: C.group_tag(*together)}
     here = {**tracking.code_version(), "machine": machine.fingerprint()}
     if plan.action == resume.FRESH:
         tags |= {C.TAG_ROLE: C.ROLE_JOB, C.TAG_CONFIG_HASH: place.config_hash, C.TAG_MACHINE: here["machine"]}

@@ -9,6 +9,7 @@ group keys are refused before any run exists.
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def test_a_grouped_sweep_logs_each_run_as_an_ungrouped_sweep_does(tmp_path: Path
         assert set(a.data.tags) == set(g.data.tags)
         for key in (C.TAG_CONFIG_HASH, C.TAG_ROLE):
             assert a.data.tags[key] == g.data.tags[key], key
+        # how each trained (its wall_seconds were shared with the other slot or not)
+        assert json.loads(a.data.tags[C.TAG_GROUP]) == {"slots": 1, "runs": 1}
+        assert json.loads(g.data.tags[C.TAG_GROUP]) == {"slots": 2, "runs": 3}
         # each run's own overrides (the two sweeps differ only in how they are kept)
         assert _science(a.data.tags[C.TAG_OVERRIDES].split()) == _science(g.data.tags[C.TAG_OVERRIDES].split())
         assert f"seed={seed}" in g.data.tags[C.TAG_OVERRIDES].split()
