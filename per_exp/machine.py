@@ -16,15 +16,20 @@ import functools
 import platform
 
 
-def _cpu_model() -> str:
+def cpu_field(name: str) -> str:
+    """A field of the first CPU in /proc/cpuinfo (Linux: `model name`, `vendor_id`), "" where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == name:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return ""
+
+
+def cpu_model() -> str:
+    return cpu_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _blas() -> str:
@@ -42,4 +47,4 @@ def _blas() -> str:
 @functools.cache
 def fingerprint() -> str:
     """One line: 'AMD EPYC; openblas 0.3.31.188.0 Haswell kernels'. Fixed for the life of the process."""
-    return f"{_cpu_model()}; {_blas()}"
+    return f"{cpu_model()}; {_blas()}"

@@ -350,17 +350,10 @@ def headline(tasks: list[TaskResult], seeds: int, full_hours: float, study_hours
 
 
 def machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cpu = model or "cpu unknown"
     py = platform.python_version()
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {py}"
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({per_exp_machine.cpu_model()}), Python {py}"
+    )
 
 
 def machines_line(runs: pd.DataFrame) -> str:

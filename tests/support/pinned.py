@@ -42,6 +42,8 @@ reports OpenBLAS's architecture as Haswell. A run's series is reproducible on
 one machine, not across BLAS kernels: docs/speed.md, "Learning is unchanged".
 """
 
+from per_exp import machine
+
 # name -> (overrides, episodes, lengths). Seeds and switches cover every sampler,
 # both networks, both envs, both update backends and the step-based schedules.
 # A recorded table, kept as recorded (the formatter would put one number a line).
@@ -115,14 +117,7 @@ FUSED_BLAS_HASWELL = {
 
 def cpu_vendor() -> str:
     """The CPU's vendor id from /proc/cpuinfo (Linux), "" where there is none."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return machine.cpu_field("vendor_id")
 
 
 # fmt: on
