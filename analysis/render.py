@@ -480,9 +480,22 @@ def _md_compute(res: Analysis) -> list[str]:
                     f"{fmt_number(scores.loc[scores['group'] == g, 'startup_seconds'].max(), 2)}"
                 ),
                 "env steps per run (mean)": fmt_number(mean(g, "total_env_steps"), 0),
+                "runs trained at once": _slots_text(scores.loc[scores["group"] == g, "slots"]),
             }
             for g in res.order
         ]
+    )
+    slots = scores["slots"]
+    shared = (
+        [
+            f"{int((slots > 1).sum())} of {len(slots)} runs trained in a group (tag `{C.TAG_GROUP}`): "
+            "several runs in one process, one slot each, so a run's wall time and env steps/s are its "
+            "share of that process, not what it would take alone; compare them only between runs trained "
+            "the same way.",
+            "",
+        ]
+        if (slots > 1).any()
+        else []
     )
     return [
         "## Compute",
@@ -493,6 +506,7 @@ def _md_compute(res: Analysis) -> list[str]:
         f"from each run's own `{C.PERF_SPS}` (the time its first episodes took beyond its steady speed) and "
         "shown apart. Compilation before a run's clock starts is in no run's numbers.",
         "",
+        *shared,
         md_table(comp),
         "",
         _fig(
@@ -501,6 +515,18 @@ def _md_compute(res: Analysis) -> list[str]:
             "start-up apart (dots: seeds, bar: mean).",
         ),
     ]
+
+
+def _slots_text(slots: pd.Series) -> str:
+    """'1' (alone), '25', '1-32', with 'not recorded' for runs from before the tag."""
+    known = slots.dropna().astype(int)
+    parts = []
+    if len(known):
+        lo, hi = known.min(), known.max()
+        parts.append(str(lo) if lo == hi else f"{lo}-{hi}")
+    if len(known) < len(slots):
+        parts.append(f"not recorded for {len(slots) - len(known)}")
+    return "; ".join(parts)
 
 
 def _md_fixed_config(res: Analysis) -> list[str]:

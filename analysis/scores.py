@@ -22,6 +22,7 @@ it apart.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -187,6 +188,15 @@ def _float(row, key: str, default: float = np.nan) -> float:
         return default
 
 
+def _slots(row) -> float:
+    """The slots of the engine the run trained in (tag per_exp.group), NaN where it is not recorded."""
+    raw = row.get(f"tags.{C.TAG_GROUP}")
+    try:
+        return float(json.loads(raw)["slots"])
+    except (TypeError, ValueError, KeyError):
+        return np.nan
+
+
 def run_scores(
     runs: pd.DataFrame,
     episodes: pd.DataFrame,
@@ -208,7 +218,8 @@ def run_scores(
       episode grid and env-step grid (:func:`common_horizon` unless given).
     * ``final``: mean of the run's own last ``ROLLING_WINDOW`` curve values.
     * ``eval_return``: the run's last ``eval/return`` (NaN if it has none).
-    * compute: ``wall_seconds``, ``startup_seconds`` (:func:`startup_seconds`),
+    * compute: ``wall_seconds``, ``slots`` (runs trained at once in its process, tag ``per_exp.group``;
+      NaN where not recorded), ``startup_seconds`` (:func:`startup_seconds`),
       ``steady_wall_seconds`` (wall minus start-up), ``steady_sps``.
     """
     by_run = {rid: df for rid, df in episodes.groupby("run_id")}
@@ -290,6 +301,7 @@ def run_scores(
                 "startup_seconds": startup,
                 "steady_wall_seconds": steady,
                 "steady_sps": total_steps / steady if steady > 0 else float("nan"),
+                "slots": _slots(row),
             }
         )
     scores = pd.DataFrame(rows)

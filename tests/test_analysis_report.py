@@ -106,6 +106,8 @@ def test_report_cli_on_real_sweep(real_sweep_store):
     assert "sampler=uniform" in md and "sampler=sumtree" in md
     assert "No run was left out." in md
     assert f"sweep (parent run) `{parent}`" in md
+    # the sweep ran grouped (two seeds per sampler, 2 slots): the compute table says so from the runs' tags
+    assert "runs trained at once" in md and "4 of 4 runs trained in a group" in md
     report_files = client.list_artifacts(parent, C.ARTIFACT_REPORT_DIR)
     assert any(a.path == f"{C.ARTIFACT_REPORT_DIR}/report.md" for a in report_files)
 
