@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import platform
+from pathlib import Path
 
 
 def cpu_field(name: str) -> str:
@@ -32,16 +33,33 @@ def cpu_model() -> str:
     return cpu_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
-def _blas() -> str:
+def numpy_blas() -> dict:
+    """threadpoolctl's record of the BLAS NumPy's matmul calls ({} if none is loaded).
+
+    Not simply the first BLAS loaded: SciPy bundles an OpenBLAS of its own (another version,
+    possibly other kernels), and the engine's products are NumPy's.
+    """
     import numpy  # noqa: F401  (loads the BLAS that threadpoolctl inspects)
     from threadpoolctl import threadpool_info
 
-    for lib in threadpool_info():
-        if lib.get("user_api") == "blas":
-            kernels = lib.get("architecture")
-            name = f"{lib.get('internal_api', 'blas')} {lib.get('version') or ''}".strip()
-            return f"{name} {kernels} kernels" if kernels else name
-    return "no BLAS found"
+    return pick_numpys(threadpool_info())
+
+
+def pick_numpys(libs: list[dict]) -> dict:
+    """Of threadpoolctl's records (in load order, which is not NumPy's first), NumPy's BLAS."""
+    blas = [lib for lib in libs if lib.get("user_api") == "blas"]
+    # NumPy's wheels keep it in site-packages/numpy.libs (Linux) or numpy/.dylibs (macOS)
+    mine = [lib for lib in blas if any(p.startswith("numpy") for p in Path(lib.get("filepath", "")).parts[-3:-1])]
+    return (mine or blas or [{}])[0]
+
+
+def _blas() -> str:
+    lib = numpy_blas()
+    if not lib:
+        return "no BLAS found"
+    kernels = lib.get("architecture")
+    name = f"{lib.get('internal_api', 'blas')} {lib.get('version') or ''}".strip()
+    return f"{name} {kernels} kernels" if kernels else name
 
 
 @functools.cache

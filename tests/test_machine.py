@@ -39,6 +39,18 @@ def test_the_fingerprint_names_the_cpu_and_the_blas_kernels_in_use():
     assert haswell.split(";")[0] == sandy.split(";")[0]  # same CPU, other kernels
 
 
+def test_the_blas_named_is_numpys_even_when_scipys_was_loaded_first():
+    # seen in scripts/study_results.py: SciPy's bundled OpenBLAS (another version) listed first
+    scipys = {"user_api": "blas", "filepath": "/v/site-packages/scipy.libs/libscipy_openblas.so"}
+    numpys = {"user_api": "blas", "filepath": "/v/site-packages/numpy.libs/libscipy_openblas64_.so"}
+    omp = {"user_api": "openmp", "filepath": "/v/site-packages/numpy.libs/libgomp.so"}
+    assert machine.pick_numpys([omp, scipys, numpys]) is numpys
+    mac = {"user_api": "blas", "filepath": "/v/site-packages/numpy/.dylibs/libscipy_openblas64_.dylib"}
+    assert machine.pick_numpys([scipys, mac]) is mac
+    assert machine.pick_numpys([scipys]) is scipys and machine.pick_numpys([omp]) == {}
+    assert "numpy" in machine.numpy_blas().get("filepath", "")  # this machine's, for real
+
+
 def test_a_run_continued_on_another_machine_gets_a_new_segment_and_on_the_same_one_does_not():
     first = {**CODE, "machine": "CPU A; openblas Haswell kernels"}
     tags = {C.TAG_CODE_HISTORY: provenance.encode(provenance.started(first))}

@@ -125,10 +125,7 @@ def cpu_vendor() -> str:
 
 def blas_kernels() -> str:
     """The kernel family NumPy's OpenBLAS dispatched to on this CPU (threadpoolctl's `architecture`), "" if none."""
-    import numpy  # noqa: F401  (loads the BLAS that threadpoolctl inspects)
-    from threadpoolctl import threadpool_info
-
-    return next((i.get("architecture") or "" for i in threadpool_info() if i.get("internal_api") == "openblas"), "")
+    return machine.numpy_blas().get("architecture") or ""
 
 
 def pinned_lengths(name: str) -> list[int]:
