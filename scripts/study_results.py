@@ -351,9 +351,8 @@ def headline(tasks: list[TaskResult], seeds: int, full_hours: float, study_hours
 
 def machine() -> str:
     py = platform.python_version()
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({per_exp_machine.cpu_model()}), Python {py}"
-    )
+    here = per_exp_machine.fingerprint()  # CPU model and BLAS kernels, as a run's per_exp.machine tag says them
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({here}), Python {py}"
 
 
 def machines_line(runs: pd.DataFrame) -> str:
@@ -365,7 +364,7 @@ def machines_line(runs: pd.DataFrame) -> str:
     if untagged:
         parts.append(
             f"not recorded on {untagged} runs (they predate the `{C.TAG_MACHINE}` tag); this page was generated on "
-            f"{machine()}, {per_exp_machine.fingerprint()}"
+            f"{machine()}"
         )
     return "; ".join(parts)
 
