@@ -8,7 +8,8 @@ environment variables:
 
     PER_EXP_TEST_TAG=<id>             marks every process of a launch (see `leftovers`)
     PER_EXP_TEST_NOW=<Y-m-d H:M:S>    Hydra's ${now:...} resolves to this instant
-    PER_EXP_TEST_SLOW=<seconds>       every episode starts with this sleep
+    PER_EXP_TEST_SLOW=<seconds>       every episode starts with this sleep (a test can act mid-run;
+                                      the computation is unchanged)
     PER_EXP_TEST_SIGNAL=<run label>:<episode>:<signum>   the job sends itself a signal
     PER_EXP_TEST_FILL=<run label>:<episode>:<folder>     the job fills the disk of <folder>
     PER_EXP_TEST_CALLBACK_FAIL=1      the sweep callback raises where it makes the sweep's parent run
@@ -59,9 +60,15 @@ if _slow or _sig or _fill:
         if _sig:
             want, ep, signum = _sig.rsplit(":", 2)
             if label == want and episode == int(ep):
+                import signal
+
+                if int(signum) == signal.SIGINT:
+                    # a terminal's Ctrl-C reaches a foreground process, whose SIGINT raises KeyboardInterrupt;
+                    # a test suite started as a background job inherits SIGINT ignored (POSIX), and so would this
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
                 os.kill(os.getpid(), int(signum))
-                if int(signum) in (2, 9):  # SIGINT, SIGKILL land here; SIGTERM asks for a stop after the episode
-                    time.sleep(30)
+                if int(signum) not in (signal.SIGTERM, signal.SIGUSR2):
+                    time.sleep(30)  # the signal lands here; SIGTERM/SIGUSR2 ask for a stop after the episode
         if _fill:
             want, ep, folder = _fill.split(":", 2)
             if label == want and episode == int(ep):
