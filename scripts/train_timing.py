@@ -16,9 +16,12 @@ from pathlib import Path
 TRAIN = [sys.executable, "-m", "per_exp.train"]
 
 
-def timed_train(head: list[str], args: list[str], workdir: Path, what: str) -> tuple[float, str]:
-    """(wall seconds, stderr) of `head + args` run in `workdir`; `what` names it if it fails."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+def timed_train(
+    head: list[str], args: list[str], workdir: Path, what: str, extra_env: dict[str, str] | None = None
+) -> tuple[float, str]:
+    """(wall seconds, stderr) of `head + args` run in `workdir` (`extra_env` added to the environment);
+    `what` names it if it fails."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | (extra_env or {})
     cmd = [
         *head,
         *args,
