@@ -19,8 +19,8 @@ medians: for "grouped", grouped over serial), plus the repeats' walls and the lo
 `--issue-time` adds the launcher as it was when issue 12 asked for these
 targets ("today's serial launcher"): main's code at `BASELINE_REF` of
 `scripts/baseline.py` (the last commit before the engine), run the same way
-with that tree first on `PYTHONPATH`. Its records carry `x_issue_time` in
-every record: that mode's wall over this one's. `--no-store` adds serial with
+with that tree first on `PYTHONPATH`; with it every record carries
+`x_issue_time`, the issue-time wall over this mode's. `--no-store` adds serial with
 `tracking.enabled=false` (nothing logged; sweeps group only when they log), so
 the share of the wall that is MLflow's shows.
 """
