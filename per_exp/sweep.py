@@ -368,8 +368,12 @@ class MlflowSweepCallback(Callback):
 
     def _summarize(self, sweep: C.SweepFile, client, registry: Registry, stopped: int | None) -> int:
         pid = sweep.parent_run_id
-        by_hash = tracking.job_runs_by_hash(client, sweep.experiment_id)
+        # Claims first, runs second. An owner ends its run (FINISHED, FAILED, KILLED) before it releases
+        # the claim, so a claim seen released here means the run's end is already in the store. Read the
+        # other way round, a run another launch finished between the two reads looked RUNNING with no
+        # live owner: "process died", exit 1, for a job that had finished.
         params, tags = registry.snapshot()
+        by_hash = tracking.job_runs_by_hash(client, sweep.experiment_id)
         now = time.time()
         lines, held, n_ok = [], 0, 0
         for job in sweep.jobs:
