@@ -25,9 +25,9 @@ from per_exp.sweep import MlflowSweepCallback
 HASH = "0123456789abcdef"
 
 
-class _OtherLaunchEndsFirst(Registry):
+class _OtherLaunchEndsDuringSummary(Registry):
     """The registry as the summary sees it: the other launch ends its run and releases its claim
-    just before the claims are read (`finish_before_read`) or just after (`finish_after_read`)."""
+    just before the claims are read (`when="before"`) or just after (`when="after"`)."""
 
     def __init__(self, reg: Registry, finish, when: str):
         super().__init__(reg.client, reg.experiment_id, reg.run_id)
@@ -63,7 +63,7 @@ def test_a_job_another_launch_finishes_during_the_summary_is_not_reported_dead(t
 
         sweep = C.SweepFile(uri, exp, parent, str(tmp_path), (C.SweepJob("seed=1", HASH),), reg.run_id)
         me = SimpleNamespace(here=owners.this_process(), stale_after=3600.0, _launch_dir=tmp_path)
-        code = MlflowSweepCallback._summarize(me, sweep, client, _OtherLaunchEndsFirst(reg, finish, when), None)
+        code = MlflowSweepCallback._summarize(me, sweep, client, _OtherLaunchEndsDuringSummary(reg, finish, when), None)
     finally:
         other.kill()
         other.wait()
