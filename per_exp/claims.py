@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from per_exp import contract as C
 from per_exp import owner as owners
@@ -314,14 +313,3 @@ class Registry:
             (int(k[len(prefix) :]), v) for k, v in params.items() if k.startswith(prefix) and k[len(prefix) :].isdigit()
         ]
         return sorted(out)
-
-
-def summary_of(registry: Registry, config_hashes: list[str], here: Owner, stale_after: float) -> dict[str, Any]:
-    """{hash: Verdict} for the given hashes from one read of the registry (for a sweep's summary)."""
-    params, tags = registry.snapshot()
-    now = time.time()
-    out: dict[str, Any] = {}
-    for h in config_hashes:
-        cur = holder_of(h, params, tags)
-        out[h] = None if cur is None else (cur, judge(cur, here, now, stale_after))
-    return out
