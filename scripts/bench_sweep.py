@@ -23,6 +23,12 @@ with that tree first on `PYTHONPATH`; with it every record carries
 `x_issue_time`, the issue-time wall over this mode's. `--no-store` adds serial with
 `tracking.enabled=false` (nothing logged; sweeps group only when they log), so
 the share of the wall that is MLflow's shows.
+
+`--engine-only` instead times the engine alone on the 20-seed sweep's runs, in
+this process (no store, no start-up, no launcher): each run trained to its
+solve on an engine of its own, one after another, against all of them in one
+group; the same env steps both ways. That is grouping's own ceiling on this
+sweep, whatever the store and the start-up cost.
 """
 
 from __future__ import annotations
@@ -75,6 +81,32 @@ def warm(env: dict[str, str] | None) -> None:
         timed_train(TRAIN, ["max_episodes=2", "sampler=uniform"], Path(d), "warm-up", env)
 
 
+def engine_only(repeats: int) -> None:
+    """Grouping's own gain on the 20-seed sweep: the engine alone, one run at a time against one group."""
+    import time
+
+    from bench_train import compose
+
+    from per_exp.engine.trainer import Engine, RunSpec
+
+    seeds = range(20)
+    Engine([RunSpec(compose(["seed=999"]), step_budget=64)]).run()  # numba's cache, outside the timings
+    walls: dict[str, list[float]] = {"one at a time": [], "one group": []}
+    for rep in range(repeats):
+        for mode in list(walls) if rep % 2 == 0 else list(walls)[::-1]:
+            specs = [RunSpec(compose([f"seed={s}"])) for s in seeds]
+            t0 = time.perf_counter()
+            if mode == "one at a time":
+                results = [Engine([spec]).run()[0] for spec in specs]
+            else:
+                results = Engine(specs, slots=len(specs)).run()
+            walls[mode].append(time.perf_counter() - t0)
+            steps = sum(r.summary.total_env_steps for r in results if r.summary is not None)
+            print(f"repeat {rep + 1}: {mode:13s} {walls[mode][-1]:6.2f} s, {steps} env steps", flush=True)
+    alone, group = (statistics.median(w) for w in walls.values())
+    print(f"engine alone, 20 seeds: one at a time {alone:.2f} s, one group {group:.2f} s: {alone / group:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=1)
@@ -83,7 +115,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the records here")
     ap.add_argument("--issue-time", action="store_true", help="also serial on the code issue 12 measured against")
     ap.add_argument("--no-store", action="store_true", help="also serial with nothing logged (MLflow's share)")
+    ap.add_argument("--engine-only", action="store_true", help="only the engine on the 20 seeds, in this process")
     args = ap.parse_args()
+    if args.engine_only:
+        engine_only(args.repeats)
+        return
     sweeps = [s.strip() for s in args.sweeps.split(",")]
     unknown = [s for s in sweeps if s not in SWEEPS]
     if unknown:
